@@ -1,0 +1,21 @@
+// Command adapter is sidecarkit's adapter (see the package doc of the module root).
+package main
+
+import (
+	"context"
+
+	"github.com/sidecarkit/sidecarkit/shared/app"
+)
+
+type config struct{}
+
+func main() {
+	app.Main(app.Helper[config]{
+		Name:      "adapter",
+		AdminAddr: ":15200",
+		Run: func(ctx context.Context, rt *app.Runtime, c *config) error {
+			<-rt.Stopping()
+			return nil
+		},
+	})
+}

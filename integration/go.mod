@@ -1,0 +1,3 @@
+module github.com/sidecarkit/sidecarkit/integration
+
+go 1.26

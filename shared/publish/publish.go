@@ -1,0 +1,235 @@
+// Package publish writes what another container reads so that a reader never
+// sees a partial file or a mixed tree: a file is written to a temp file in the
+// same directory, fsynced, chmod/chowned and renamed over the old one; a tree
+// is written to a fresh version directory and published by swapping a symlink
+// (as git-sync does). Unchanged content is not rewritten.
+package publish
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Options says how published files look.
+type Options struct {
+	Mode    fs.FileMode // file mode; 0 means 0644
+	DirMode fs.FileMode // directory mode inside trees; 0 means 0755
+	UID     int         // owner; -1 (or 0 with GID 0 and Chown false) leaves it
+	GID     int
+	Chown   bool // apply UID/GID
+}
+
+func (o Options) mode() fs.FileMode {
+	if o.Mode == 0 {
+		return 0o644
+	}
+	return o.Mode
+}
+
+func (o Options) dirMode() fs.FileMode {
+	if o.DirMode == 0 {
+		return 0o755
+	}
+	return o.DirMode
+}
+
+// File atomically replaces path with data. It reports changed=false, writing
+// nothing, when path already holds data with the same mode.
+func File(path string, data []byte, o Options) (changed bool, err error) {
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Mode().Perm() == o.mode().Perm() {
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+			return false, nil
+		}
+	}
+	dir := filepath.Dir(path)
+	if err := writeFileSync(dir, filepath.Base(path), data, o); err != nil {
+		return false, fmt.Errorf("publish %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// writeFileSync writes dir/name through a temp file, fsync and rename, then
+// fsyncs dir.
+func writeFileSync(dir, name string, data []byte, o Options) error {
+	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if tmpName != "" {
+			os.Remove(tmpName)
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(o.mode()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if o.Chown {
+		if err := tmp.Chown(o.UID, o.GID); err != nil {
+			tmp.Close()
+			return err
+		}
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmpName, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	tmpName = ""
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}
+
+// Keep is how many superseded tree versions stay on disk, so a reader that
+// resolved the old link a moment ago still finds its files.
+const Keep = 1
+
+// Tree publishes files (relative slash paths → content) as the directory that
+// the symlink link points to. The version directory lives beside the link in
+// ".<link name>.versions/<content hash>"; the link is relative so the volume
+// can be mounted anywhere. It reports changed=false when link already points
+// at identical content. The previous version is kept (Keep), older ones removed.
+func Tree(link string, files map[string][]byte, o Options) (changed bool, err error) {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		if err := CheckRelPath(name); err != nil {
+			return false, fmt.Errorf("publish tree %s: %w", link, err)
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	fmt.Fprintf(h, "mode %o %o\n", o.mode(), o.dirMode())
+	for _, n := range names {
+		fmt.Fprintf(h, "%q %d\n", n, len(files[n]))
+		h.Write(files[n])
+	}
+	version := hex.EncodeToString(h.Sum(nil))[:16]
+
+	parent := filepath.Dir(link)
+	base := filepath.Base(link)
+	versionsRel := "." + base + ".versions"
+	versions := filepath.Join(parent, versionsRel)
+	target := filepath.Join(versionsRel, version)
+	if cur, err := os.Readlink(link); err == nil && cur == target {
+		if _, err := os.Stat(filepath.Join(parent, target)); err == nil {
+			return false, nil
+		}
+	}
+	if err := os.MkdirAll(versions, 0o755); err != nil {
+		return false, fmt.Errorf("publish tree %s: %w", link, err)
+	}
+	staging, err := os.MkdirTemp(versions, ".staging-")
+	if err != nil {
+		return false, fmt.Errorf("publish tree %s: %w", link, err)
+	}
+	defer os.RemoveAll(staging) // no-op once renamed
+	for _, n := range names {
+		dst := filepath.Join(staging, filepath.FromSlash(n))
+		if err := os.MkdirAll(filepath.Dir(dst), o.dirMode()); err != nil {
+			return false, fmt.Errorf("publish tree %s: %w", link, err)
+		}
+		if err := writeFileSync(filepath.Dir(dst), filepath.Base(dst), files[n], o); err != nil {
+			return false, fmt.Errorf("publish tree %s: %s: %w", link, n, err)
+		}
+	}
+	if err := os.Chmod(staging, o.dirMode()); err != nil {
+		return false, fmt.Errorf("publish tree %s: %w", link, err)
+	}
+	final := filepath.Join(parent, target)
+	os.RemoveAll(final) // a half-written leftover of a crash
+	if err := os.Rename(staging, final); err != nil {
+		return false, fmt.Errorf("publish tree %s: %w", link, err)
+	}
+	if err := syncDir(versions); err != nil {
+		return false, fmt.Errorf("publish tree %s: %w", link, err)
+	}
+	// Swap: a temp link renamed over the old one is atomic.
+	tmpLink := filepath.Join(parent, "."+base+".link-tmp")
+	os.Remove(tmpLink)
+	if err := os.Symlink(target, tmpLink); err != nil {
+		return false, fmt.Errorf("publish tree %s: %w", link, err)
+	}
+	if err := os.Rename(tmpLink, link); err != nil {
+		os.Remove(tmpLink)
+		return false, fmt.Errorf("publish tree %s: %w", link, err)
+	}
+	if err := syncDir(parent); err != nil {
+		return false, fmt.Errorf("publish tree %s: %w", link, err)
+	}
+	prune(versions, version)
+	return true, nil
+}
+
+// prune removes version directories other than current and the Keep most
+// recently modified others.
+func prune(versions, current string) {
+	entries, err := os.ReadDir(versions)
+	if err != nil {
+		return
+	}
+	type v struct {
+		name string
+		mod  int64
+	}
+	var old []v
+	for _, e := range entries {
+		if e.Name() == current || strings.HasPrefix(e.Name(), ".staging-") {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			old = append(old, v{e.Name(), info.ModTime().UnixNano()})
+		}
+	}
+	sort.Slice(old, func(i, j int) bool { return old[i].mod > old[j].mod })
+	for i, o := range old {
+		if i >= Keep {
+			os.RemoveAll(filepath.Join(versions, o.name))
+		}
+	}
+}
+
+// CheckRelPath rejects a path that is empty, absolute, or climbs out with "..".
+func CheckRelPath(p string) error {
+	if p == "" {
+		return errors.New("empty file name")
+	}
+	if strings.HasPrefix(p, "/") || filepath.IsAbs(p) {
+		return fmt.Errorf("file name %q: must be relative", p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." || part == "." || part == "" {
+			return fmt.Errorf("file name %q: must not contain empty, . or .. segments", p)
+		}
+	}
+	return nil
+}
