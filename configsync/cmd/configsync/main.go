@@ -1,21 +1,10 @@
-// Command configsync is sidecarkit's configsync (see the package doc of the module root).
+// Command configsync keeps config files in a shared volume in step with
+// Consul KV and tells the app (see the configsync module's README).
 package main
 
 import (
-	"context"
-
+	"github.com/sidecarkit/sidecarkit/configsync"
 	"github.com/sidecarkit/sidecarkit/shared/app"
 )
 
-type config struct{}
-
-func main() {
-	app.Main(app.Helper[config]{
-		Name:      "configsync",
-		AdminAddr: ":15300",
-		Run: func(ctx context.Context, rt *app.Runtime, c *config) error {
-			<-rt.Stopping()
-			return nil
-		},
-	})
-}
+func main() { app.Main(configsync.Helper()) }

@@ -1,0 +1,101 @@
+package configsync
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sidecarkit/sidecarkit/configsync/brain"
+	"github.com/sidecarkit/sidecarkit/configsync/syncer"
+	"github.com/sidecarkit/sidecarkit/configsync/watch"
+	"github.com/sidecarkit/sidecarkit/shared/app"
+	"github.com/sidecarkit/sidecarkit/shared/backoff"
+	"github.com/sidecarkit/sidecarkit/shared/notify"
+)
+
+// MetricsPrefix starts every configsync metric name.
+const MetricsPrefix = "sidecarkit_configsync_"
+
+// maxBlockingWait is Consul's own ceiling for a blocking query's wait.
+const maxBlockingWait = 10 * time.Minute
+
+// Helper is configsync for app.Main.
+func Helper() app.Helper[Config] {
+	return app.Helper[Config]{
+		Name:      "configsync",
+		AdminAddr: ":15300",
+		Bind:      Bind,
+		Validate:  Validate,
+		Run:       Run,
+	}
+}
+
+// Run syncs Consul into files until rt stops (or once, with --once).
+func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
+	outs, probs := c.outputs()
+	if err := probs.Err(); err != nil {
+		return fmt.Errorf("%w: %w", app.ErrConfig, err)
+	}
+	copts, err := c.consulOptions()
+	if err != nil {
+		return fmt.Errorf("%w: source: %w", app.ErrConfig, err)
+	}
+	consul, err := watch.NewConsul(copts)
+	if err != nil {
+		return fmt.Errorf("%w: %w", app.ErrConfig, err)
+	}
+	m := syncer.NewMetrics(rt.Registry, MetricsPrefix)
+	wait := c.SyncInterval
+	if wait > maxBlockingWait {
+		wait = maxBlockingWait
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b := brain.New()
+	mgr := watch.New(wctx, consul, b, rt.Log, watch.Options{
+		Blocking: c.Blocking, Interval: wait,
+		Backoff: backoff.Policy{Initial: 250 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.3},
+		Errors:  m.Errors.WithLabelValues("consul"), Resets: m.Resets,
+	})
+	defer mgr.Wait()
+	defer cancel()
+	syncer.RegisterStatus(rt.Registry, MetricsPrefix, mgr)
+
+	notifier := notify.New(c.Notify.Target(), c.Notify, rt.Log, rt.Registry, MetricsPrefix)
+	nctx, ncancel := context.WithCancel(ctx)
+	ndone := make(chan struct{})
+	go func() { defer close(ndone); notifier.Run(nctx) }()
+	defer func() { ncancel(); <-ndone }()
+
+	ready := rt.Health.NewFlag("first-sync")
+	wmax := c.WaitMax
+	if wmax == 0 {
+		wmax = 4 * c.WaitMin
+	}
+	s := &syncer.Syncer{
+		Outputs: outs, View: b, Watch: mgr, Notify: notifier, Log: rt.Log, Metrics: m,
+		Env: environ(), AllowMissing: c.AllowMissing, WaitMin: c.WaitMin, WaitMax: wmax, Once: c.Once,
+		Ready: func() { ready.Set(nil) }, Permanent: watch.Permanent,
+	}
+	rt.Log.Info("syncing", "consul", copts.Address, "outputs", len(outs), "blocking", c.Blocking,
+		"sync_interval", c.SyncInterval.String(), "once", c.Once)
+	if err := s.Run(ctx, rt.Stopping()); err != nil {
+		return err
+	}
+	if c.Once {
+		rt.Log.Info("once: every output written")
+	}
+	return nil
+}
+
+func environ() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}

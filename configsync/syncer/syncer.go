@@ -1,0 +1,266 @@
+// Package syncer is configsync's loop: render every output from the brain
+// once the watchers have a complete read, wait for quiescence after changes,
+// publish atomically what changed, tell the app, and keep the metrics and the
+// readiness flag. Nothing is published before the first complete read, and a
+// failing render or an unreachable Consul leaves the last good files alone.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sidecarkit/sidecarkit/configsync/brain"
+	"github.com/sidecarkit/sidecarkit/configsync/render"
+	"github.com/sidecarkit/sidecarkit/configsync/watch"
+	"github.com/sidecarkit/sidecarkit/shared/app"
+	"github.com/sidecarkit/sidecarkit/shared/backoff"
+)
+
+// Watcher is the part of watch.Manager the syncer drives.
+type Watcher interface {
+	Ensure(deps []brain.Dep)
+	Changed() <-chan struct{}
+	Status(now time.Time) watch.Status
+}
+
+// Notifier is the part of notify.Notifier the syncer uses.
+type Notifier interface {
+	Trigger()
+	NotifyNow(ctx context.Context) error
+}
+
+// Metrics are the syncer's Prometheus metrics.
+type Metrics struct {
+	Syncs       *prometheus.CounterVec // result=ok|error
+	Errors      *prometheus.CounterVec // stage=consul|render|publish|notify
+	Published   prometheus.Counter     // outputs written because they changed
+	LastSuccess prometheus.Gauge       // unix time of the last complete, error-free sync
+	Resets      prometheus.Counter     // index went backwards
+}
+
+// NewMetrics registers the syncer's metrics on reg (nil: unregistered) under
+// prefix (sidecarkit_configsync_), plus gauges read from w at scrape time.
+func NewMetrics(reg prometheus.Registerer, prefix string) *Metrics {
+	m := &Metrics{
+		Syncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: prefix + "syncs_total",
+			Help: "Render passes over every output after a complete read, by result (ok: every output rendered and published)."}, []string{"result"}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: prefix + "errors_total",
+			Help: "Errors by stage: consul (a failed read), render (missing key, bad data), publish (disk)."}, []string{"stage"}),
+		Published: prometheus.NewCounter(prometheus.CounterOpts{Name: prefix + "publishes_total",
+			Help: "Outputs written to disk because their content changed."}),
+		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: prefix + "last_success_timestamp_seconds",
+			Help: "Unix time of the last sync in which every output rendered and was published."}),
+		Resets: prometheus.NewCounter(prometheus.CounterOpts{Name: prefix + "index_resets_total",
+			Help: "Times a Consul index went backwards (agent restart, snapshot restore) and every watch was read again."}),
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.Syncs.WithLabelValues(r)
+	}
+	for _, s := range []string{"consul", "render", "publish"} {
+		m.Errors.WithLabelValues(s)
+	}
+	if reg != nil {
+		reg.MustRegister(m.Syncs, m.Errors, m.Published, m.LastSuccess, m.Resets)
+	}
+	return m
+}
+
+// RegisterStatus adds gauges computed from w at scrape time: staleness in
+// seconds and watched dependencies.
+func RegisterStatus(reg prometheus.Registerer, prefix string, w Watcher) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: prefix + "staleness_seconds",
+			Help: "How long the oldest failing Consul watch has gone without a good read (0 when every watch is healthy)."},
+			func() float64 { return w.Status(time.Now()).Staleness.Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: prefix + "watched_dependencies",
+			Help: "Consul keys, prefixes and services being watched."},
+			func() float64 { return float64(w.Status(time.Now()).Watchers) }),
+	)
+}
+
+// Syncer renders and publishes outputs.
+type Syncer struct {
+	Outputs      []Output
+	View         brain.View
+	Watch        Watcher
+	Notify       Notifier
+	Log          *slog.Logger
+	Metrics      *Metrics
+	Env          map[string]string
+	AllowMissing bool
+	WaitMin      time.Duration // quiescence: render this long after the last change...
+	WaitMax      time.Duration // ...but no later than this long after the first
+	Once         bool
+	// Ready is called after the first sync in which every output rendered
+	// and was published.
+	Ready func()
+	// Permanent reports errors that retrying cannot fix (ACL denied); in
+	// once mode they end the run as configuration errors.
+	Permanent func(error) bool
+
+	ready   bool
+	retryBo backoff.Backoff
+}
+
+// Quiet returns when to render after a burst of changes that began at first
+// and last changed at last: min after the last change, but no later than max
+// after the first (consul-template's wait).
+func Quiet(first, last time.Time, min, max time.Duration) time.Time {
+	at := last.Add(min)
+	if max > 0 {
+		if limit := first.Add(max); at.After(limit) {
+			at = limit
+		}
+	}
+	return at
+}
+
+// Run syncs until stopping closes (or, with Once, until one complete sync).
+func (s *Syncer) Run(ctx context.Context, stopping <-chan struct{}) error {
+	if s.Metrics == nil {
+		s.Metrics = NewMetrics(nil, "")
+	}
+	if s.Permanent == nil {
+		s.Permanent = func(error) bool { return false }
+	}
+	s.retryBo.Policy = backoff.Policy{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.2}
+	var quiet, retry *time.Timer
+	var quietC, retryC <-chan time.Time
+	var first time.Time
+	onceCheck := time.NewTicker(250 * time.Millisecond)
+	defer onceCheck.Stop()
+	if !s.Once {
+		onceCheck.Stop()
+	}
+	render := true
+	for {
+		if render {
+			render = false
+			done, err := s.cycle(ctx)
+			if s.Once && (done || err != nil) {
+				return err
+			}
+			if err != nil && retry == nil {
+				// A publish failed: try again after a backoff even if
+				// nothing changes in Consul.
+				retry = time.NewTimer(s.retryBo.Next())
+				retryC = retry.C
+			} else if err == nil {
+				s.retryBo.Reset()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-stopping:
+			return nil
+		case <-s.Watch.Changed():
+			if !s.ready || s.WaitMin <= 0 {
+				render = true
+				continue
+			}
+			now := time.Now()
+			if first.IsZero() {
+				first = now
+			}
+			at := Quiet(first, now, s.WaitMin, s.WaitMax)
+			if quiet == nil {
+				quiet = time.NewTimer(time.Until(at))
+			} else {
+				quiet.Stop()
+				quiet.Reset(time.Until(at))
+			}
+			quietC = quiet.C
+		case <-quietC:
+			quietC, first = nil, time.Time{}
+			render = true
+		case <-retryC:
+			retry, retryC = nil, nil
+			render = true
+		case <-onceCheck.C:
+			if st := s.Watch.Status(time.Now()); st.LastErr != nil && s.Permanent(st.LastErr) {
+				return fmt.Errorf("%w: %v", app.ErrConfig, st.LastErr)
+			}
+		}
+	}
+}
+
+// cycle renders every output. done is true when a complete read was
+// rendered; err is a render error (once mode: configuration's fault) or a
+// publish error.
+func (s *Syncer) cycle(ctx context.Context) (done bool, err error) {
+	results := make([]render.Result, len(s.Outputs))
+	var deps []brain.Dep
+	complete := true
+	for i, o := range s.Outputs {
+		results[i] = o.Render(s.View, s.Env, s.AllowMissing)
+		deps = append(deps, results[i].Deps...)
+		if !results[i].Complete() {
+			complete = false
+		}
+	}
+	s.Watch.Ensure(deps)
+	if !complete {
+		return false, nil // wait for the watchers to read what the renders named
+	}
+	var renderErrs []error
+	for i, o := range s.Outputs {
+		if results[i].Err != nil {
+			s.Metrics.Errors.WithLabelValues("render").Inc()
+			s.Log.Error("render failed; keeping the last good output", "output", o.String(), "err", results[i].Err)
+			renderErrs = append(renderErrs, fmt.Errorf("%s: %w", o, results[i].Err))
+		}
+	}
+	if s.Once && len(renderErrs) > 0 {
+		s.Metrics.Syncs.WithLabelValues("error").Inc()
+		return true, fmt.Errorf("%w: %w", app.ErrConfig, errors.Join(renderErrs...))
+	}
+	changed := 0
+	var pubErrs []error
+	for i, o := range s.Outputs {
+		if results[i].Err != nil {
+			continue
+		}
+		ch, err := o.publishResult(results[i])
+		if err != nil {
+			s.Metrics.Errors.WithLabelValues("publish").Inc()
+			s.Log.Error("publish failed; keeping the last good output", "output", o.String(), "err", err)
+			pubErrs = append(pubErrs, err)
+			continue
+		}
+		if ch {
+			changed++
+			s.Metrics.Published.Inc()
+			s.Log.Info("published", "output", o.String())
+		}
+	}
+	ok := len(renderErrs) == 0 && len(pubErrs) == 0
+	if ok {
+		s.Metrics.Syncs.WithLabelValues("ok").Inc()
+		s.Metrics.LastSuccess.SetToCurrentTime()
+	} else {
+		s.Metrics.Syncs.WithLabelValues("error").Inc()
+	}
+	if changed > 0 {
+		if s.Once {
+			if err := s.Notify.NotifyNow(ctx); err != nil {
+				return true, fmt.Errorf("notify the app: %w", err)
+			}
+		} else {
+			s.Notify.Trigger()
+		}
+	}
+	if ok && !s.ready {
+		s.ready = true
+		s.Log.Info("first complete sync", "outputs", len(s.Outputs))
+		if s.Ready != nil {
+			s.Ready()
+		}
+	}
+	return true, errors.Join(pubErrs...)
+}

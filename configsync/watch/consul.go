@@ -1,0 +1,148 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/sidecarkit/sidecarkit/configsync/brain"
+	"github.com/sidecarkit/sidecarkit/configsync/render"
+)
+
+// ConsulOptions say how to reach Consul.
+type ConsulOptions struct {
+	Address       string // host:port or http(s)://host:port
+	Scheme        string // http or https ("" from Address, else http)
+	Token         string
+	TokenFile     string
+	Datacenter    string
+	CACert        string
+	ClientCert    string
+	ClientKey     string
+	TLSServerName string
+	TLSSkipVerify bool
+	Stale         bool
+	Consistent    bool
+}
+
+// Consul fetches dependencies from a Consul agent with blocking queries.
+type Consul struct {
+	c    *api.Client
+	opts ConsulOptions
+}
+
+// NewConsul builds a client; it does not contact Consul.
+func NewConsul(o ConsulOptions) (*Consul, error) {
+	tls := api.TLSConfig{Address: o.TLSServerName, CAFile: o.CACert, CertFile: o.ClientCert, KeyFile: o.ClientKey, InsecureSkipVerify: o.TLSSkipVerify}
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   false,
+	}
+	hc, err := api.NewHttpClient(tr, tls)
+	if err != nil {
+		return nil, fmt.Errorf("consul TLS setup: %w", err)
+	}
+	cfg := &api.Config{
+		Address: o.Address, Scheme: o.Scheme, Datacenter: o.Datacenter,
+		Token: o.Token, TokenFile: o.TokenFile, HttpClient: hc, Transport: tr, TLSConfig: tls,
+	}
+	if cfg.Scheme == "" {
+		cfg.Scheme = "http"
+	}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul client for %s: %w", o.Address, err)
+	}
+	return &Consul{c: c, opts: o}, nil
+}
+
+// Client is the underlying API client (tests use it to write keys).
+func (c *Consul) Client() *api.Client { return c.c }
+
+// Fetch reads d once. With index > 0 and wait > 0 it is a blocking query that
+// returns when d's index passes index or wait ends.
+func (c *Consul) Fetch(ctx context.Context, d brain.Dep, index uint64, wait time.Duration) (brain.Data, uint64, error) {
+	q := &api.QueryOptions{AllowStale: c.opts.Stale, RequireConsistent: c.opts.Consistent}
+	if index > 0 && wait > 0 {
+		q.WaitIndex, q.WaitTime = index, wait
+	}
+	q = q.WithContext(ctx)
+	var out brain.Data
+	var meta *api.QueryMeta
+	var err error
+	switch d.Kind {
+	case brain.Key:
+		var p *api.KVPair
+		p, meta, err = c.c.KV().Get(d.Name, q)
+		if err == nil && p != nil {
+			out.Exists, out.Value = true, p.Value
+			if out.Value == nil {
+				out.Value = []byte{}
+			}
+		}
+	case brain.Prefix:
+		var ps api.KVPairs
+		ps, meta, err = c.c.KV().List(d.Name, q)
+		if err == nil {
+			out.Pairs = make([]brain.KV, 0, len(ps))
+			for _, p := range ps {
+				out.Pairs = append(out.Pairs, brain.KV{Key: p.Key, Value: p.Value})
+			}
+			sort.Slice(out.Pairs, func(i, j int) bool { return out.Pairs[i].Key < out.Pairs[j].Key })
+		}
+	case brain.Service:
+		name, tag, serr := render.SplitService(d.Name)
+		if serr != nil {
+			return out, 0, serr
+		}
+		var es []*api.ServiceEntry
+		es, meta, err = c.c.Health().Service(name, tag, true, q)
+		if err == nil {
+			out.Instances = make([]brain.Instance, 0, len(es))
+			for _, e := range es {
+				if e.Service == nil {
+					continue
+				}
+				in := brain.Instance{ID: e.Service.ID, Name: e.Service.Service, Address: e.Service.Address, Port: e.Service.Port, Tags: e.Service.Tags, Meta: e.Service.Meta}
+				if e.Node != nil {
+					in.Node = e.Node.Node
+					if in.Address == "" {
+						in.Address = e.Node.Address
+					}
+				}
+				out.Instances = append(out.Instances, in)
+			}
+			sort.Slice(out.Instances, func(i, j int) bool {
+				a, b := out.Instances[i], out.Instances[j]
+				if a.Node != b.Node {
+					return a.Node < b.Node
+				}
+				return a.ID < b.ID
+			})
+		}
+	default:
+		return out, 0, fmt.Errorf("unknown dependency kind %v", d.Kind)
+	}
+	if err != nil {
+		return out, 0, fmt.Errorf("read %s from consul: %w", d, err)
+	}
+	return out, meta.LastIndex, nil
+}
+
+// Permanent reports whether err will not go away by retrying with the same
+// configuration (ACL denied, not found datacenter, bad request).
+func Permanent(err error) bool {
+	var se api.StatusError
+	if errors.As(err, &se) {
+		return se.Code == http.StatusForbidden || se.Code == http.StatusUnauthorized || se.Code == http.StatusBadRequest
+	}
+	return false
+}
