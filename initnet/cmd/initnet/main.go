@@ -1,21 +1,19 @@
-// Command initnet is sidecarkit's initnet (see the package doc of the module root).
+// Command initnet installs the traffic-capture rules of a sidecarkit pod and
+// exits (see the initnet module README).
 package main
 
 import (
 	"context"
+	"os"
+	"os/signal"
+	"syscall"
 
-	"github.com/sidecarkit/sidecarkit/shared/app"
+	"github.com/sidecarkit/sidecarkit/initnet"
 )
 
-type config struct{}
-
 func main() {
-	app.Main(app.Helper[config]{
-		Name:      "initnet",
-		AdminAddr: "127.0.0.1:15010",
-		Run: func(ctx context.Context, rt *app.Runtime, c *config) error {
-			<-rt.Stopping()
-			return nil
-		},
-	})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := initnet.Main(ctx, initnet.Env{Args: os.Args[1:], Environ: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr})
+	stop()
+	os.Exit(code)
 }

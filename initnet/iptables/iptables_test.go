@@ -1,0 +1,144 @@
+package iptables_test
+
+import (
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/sidecarkit/sidecarkit/initnet/internal/netnstest"
+	"github.com/sidecarkit/sidecarkit/initnet/iptables"
+	"github.com/sidecarkit/sidecarkit/initnet/rules"
+	"github.com/sidecarkit/sidecarkit/integration/testenv"
+)
+
+func options(t *testing.T) rules.Options {
+	r := rules.Raw{OutboundPort: 15001, InboundPort: 15006, DNSPort: 15053, ProxyUID: "1337", ProxyGID: "1337",
+		InboundPorts: []string{"*"}, InboundExclude: []string{"8081"}, ProxyPorts: []string{"15000,15090"},
+		OutboundCIDRs: []string{"*"}, OutboundExclude: []string{"10.9.0.0/16", "fd00:9::/64"}, OutboundExcludePort: []string{"5432"},
+		ExcludeInterfaces: []string{"eth9"}, IPv4: true, IPv6: true, DNS: true}
+	o, ps := r.Options(rules.DefaultKeys)
+	if len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	return o
+}
+
+// stable drops iptables-save's timestamp comments and counters.
+func stable(save string) string {
+	var out []string
+	for _, l := range strings.Split(save, "\n") {
+		if strings.HasPrefix(l, "#") {
+			continue
+		}
+		if strings.HasPrefix(l, ":") {
+			if i := strings.LastIndex(l, " ["); i > 0 {
+				l = l[:i]
+			}
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
+
+func want(rs rules.RuleSet) []string {
+	var out []string
+	for _, l := range strings.Split(rules.PlanIptablesApply(rs, "", false), "\n") {
+		if strings.HasPrefix(l, "-A") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestBackends applies, re-applies and cleans up with the nft and the
+// legacy variants of iptables-restore in a private network namespace.
+func TestBackends(t *testing.T) {
+	variants := map[string]iptables.Backend{
+		"iptables-nft":    {},
+		"iptables-legacy": {Restore4: "iptables-legacy-restore", Save4: "iptables-legacy-save", Restore6: "ip6tables-legacy-restore", Save6: "ip6tables-legacy-save"},
+	}
+	for name, b := range variants {
+		t.Run(name, func(t *testing.T) {
+			for _, tool := range []string{"iptables-restore", "iptables-legacy-restore"} {
+				testenv.Tool(t, tool, "iptables")
+			}
+			netnstest.Run(t, func() {
+				fams := []rules.Family{rules.IPv4, rules.IPv6}
+				if err := b.Available(fams...); err != nil {
+					t.Errorf("available: %v", err)
+					return
+				}
+				// Someone else's rules, which must survive.
+				seed := "*nat\n:KEEPME - [0:0]\n-A OUTPUT -p tcp -m tcp --dport 7 -j RETURN\n-A KEEPME -j RETURN\n-A PREROUTING -p udp -j KEEPME\nCOMMIT\n"
+				for _, tool := range []string{or(b.Restore4, "iptables-restore"), or(b.Restore6, "ip6tables-restore")} {
+					cmd := exec.Command(tool, "--noflush")
+					cmd.Stdin = strings.NewReader(seed)
+					if out, err := cmd.CombinedOutput(); err != nil {
+						t.Errorf("seed %s: %v: %s", tool, err, out)
+						return
+					}
+				}
+				before := map[rules.Family]string{}
+				for _, f := range fams {
+					s, _ := b.Save(f)
+					before[f] = stable(s)
+				}
+				sets := rules.Generate(options(t))
+				for i := 0; i < 2; i++ {
+					if err := b.Apply(sets); err != nil {
+						t.Errorf("apply #%d: %v", i+1, err)
+						return
+					}
+					for _, rs := range sets {
+						s, _ := b.Save(rs.Family)
+						got, w := rules.OursIptables(s), want(rs)
+						if byChain(got) != byChain(w) {
+							t.Errorf("apply #%d %s: kernel holds\n%s\nwant\n%s", i+1, rs.Family, strings.Join(got, "\n"), strings.Join(w, "\n"))
+						}
+					}
+				}
+				removed, err := b.Cleanup(fams...)
+				if err != nil || !removed {
+					t.Errorf("cleanup: %v %v", removed, err)
+				}
+				for _, f := range fams {
+					s, _ := b.Save(f)
+					if stable(s) != before[f] {
+						t.Errorf("%s after cleanup:\n%s\nwant\n%s", f, stable(s), before[f])
+					}
+				}
+				if removed, err := b.Cleanup(fams...); removed || err != nil {
+					t.Errorf("second cleanup: %v %v", removed, err)
+				}
+			})
+		})
+	}
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// byChain groups rule lines by chain (keeping their order inside each
+// chain, which is what matters) in a canonical form.
+func byChain(lines []string) string {
+	m := map[string][]string{}
+	var names []string
+	for _, l := range lines {
+		c := strings.Fields(l)[1]
+		if _, ok := m[c]; !ok {
+			names = append(names, c)
+		}
+		m[c] = append(m[c], l)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString(strings.Join(m[n], "\n") + "\n")
+	}
+	return b.String()
+}

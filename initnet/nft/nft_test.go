@@ -1,0 +1,100 @@
+package nft_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/sidecarkit/sidecarkit/initnet/internal/netnstest"
+	"github.com/sidecarkit/sidecarkit/initnet/nft"
+	"github.com/sidecarkit/sidecarkit/initnet/rules"
+	"github.com/sidecarkit/sidecarkit/integration/testenv"
+)
+
+func opts(t *testing.T, mut func(*rules.Raw)) rules.Options {
+	r := rules.Raw{OutboundPort: 15001, InboundPort: 15006, DNSPort: 15053, ProxyUID: "1337", ProxyGID: "1337",
+		InboundPorts: []string{"*"}, InboundExclude: []string{"8081"}, ProxyPorts: []string{"15000,15090"},
+		OutboundCIDRs: []string{"*"}, OutboundExclude: []string{"10.9.0.0/16", "fd00:9::/64", "192.0.2.7"}, OutboundExcludePort: []string{"5432"},
+		ExcludeInterfaces: []string{"eth9"}, IPv4: true, IPv6: true, DNS: true}
+	if mut != nil {
+		mut(&r)
+	}
+	o, ps := r.Options(rules.DefaultKeys)
+	if len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	return o
+}
+
+var nftCLI = "nft"
+
+func nftList(t *testing.T, args ...string) string {
+	out, err := exec.Command(nftCLI, append([]string{"list"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Errorf("nft list %v: %v: %s", args, err, out)
+	}
+	return string(out)
+}
+
+// TestApplyMatchesRendered installs rule sets through netlink in a private
+// network namespace and checks that `nft list` shows exactly what
+// rules.RenderNft renders (the dry-run output), that a second apply changes
+// nothing and that cleanup restores the ruleset as it was.
+func TestApplyMatchesRendered(t *testing.T) {
+	nftCLI = testenv.Tool(t, "nft", "nftables") // only to read the ruleset back
+	cases := map[string]rules.Options{
+		"full": opts(t, nil),
+		"ports-ipv4": opts(t, func(r *rules.Raw) {
+			r.InboundPorts = []string{"8080,9090"}
+			r.IPv6 = false
+			r.DNS = false
+			r.ProxyGID = ""
+		}),
+		"outbound-only": opts(t, func(r *rules.Raw) {
+			r.InboundPorts = nil
+			r.OutboundCIDRs = []string{"10.0.0.0/8", "fd00::/8"}
+			r.OutboundPorts = []string{"443"}
+		}),
+	}
+	for name, o := range cases {
+		t.Run(name, func(t *testing.T) {
+			netnstest.Run(t, func() {
+				if out, err := exec.Command(nftCLI, "add table inet keepme; add chain inet keepme c { type filter hook input priority 0; }; add rule inet keepme c tcp dport 22 accept").CombinedOutput(); err != nil {
+					t.Errorf("seed ruleset: %v: %s", err, out)
+					return
+				}
+				before := nftList(t, "ruleset")
+				b := nft.Backend{}
+				sets := rules.Generate(o)
+				for i := 0; i < 2; i++ {
+					if err := b.Apply(sets); err != nil {
+						t.Errorf("apply #%d: %v", i+1, err)
+						return
+					}
+					for _, rs := range sets {
+						got := nftList(t, "table", rules.NftFamily(rs.Family), rules.TableName)
+						if want := rules.RenderNftTable(rs, false); got != want {
+							t.Errorf("apply #%d %s: kernel holds\n%s\nrendered\n%s", i+1, rs.Family, got, want)
+						}
+					}
+				}
+				if ok, err := b.Installed(); !ok || err != nil {
+					t.Errorf("Installed = %v, %v", ok, err)
+				}
+				removed, err := b.Cleanup()
+				if err != nil || !removed {
+					t.Errorf("cleanup: %v, %v", removed, err)
+				}
+				if after := nftList(t, "ruleset"); after != before {
+					t.Errorf("cleanup left\n%s\nwant\n%s", after, before)
+				}
+				if removed, err := b.Cleanup(); removed || err != nil {
+					t.Errorf("second cleanup: %v, %v", removed, err)
+				}
+				if !strings.Contains(before, "keepme") {
+					t.Errorf("seed table missing")
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,297 @@
+package initnet
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sidecarkit/sidecarkit/initnet/iptables"
+	"github.com/sidecarkit/sidecarkit/initnet/nft"
+	"github.com/sidecarkit/sidecarkit/initnet/probe"
+	"github.com/sidecarkit/sidecarkit/initnet/rules"
+	"github.com/sidecarkit/sidecarkit/shared/config"
+	"github.com/sidecarkit/sidecarkit/shared/logging"
+	"github.com/sidecarkit/sidecarkit/shared/version"
+)
+
+// Exit codes (CONTRACT.md).
+const (
+	ExitOK      = 0
+	ExitRuntime = 1
+	ExitConfig  = 2
+)
+
+// Env is what Main needs from the process, so tests can run it in-process.
+type Env struct {
+	Args, Environ  []string
+	Stdout, Stderr io.Writer
+	// IPv6Enabled resolves --ipv6=auto; nil reads /proc/sys/net/ipv6.
+	IPv6Enabled func() bool
+}
+
+// Main runs initnet once and returns the exit code: the subcommands run
+// (default), validate (check the configuration only) and version, like
+// every sidecarkit helper. initnet is a one-shot init step, so it runs
+// without the shared admin server (see README: no probe or scrape can
+// reach a process that lives for milliseconds, a fixed admin port could
+// clash, and --dry-run must keep stdout for the rules alone).
+func Main(ctx context.Context, e Env) int {
+	args := e.Args
+	sub := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	for _, a := range args {
+		if a == "--version" || a == "-version" {
+			sub = "version"
+		}
+	}
+	switch sub {
+	case "version":
+		fmt.Fprintln(e.Stdout, version.Get("initnet").String())
+		return ExitOK
+	case "run", "validate":
+	case "wait":
+		fmt.Fprintln(e.Stderr, "initnet: wait: initnet is a one-shot init step with nothing to wait for; its exit code says whether the rules are in")
+		return ExitConfig
+	default:
+		fmt.Fprintf(e.Stderr, "initnet: unknown subcommand %q (want run, validate or version)\n", sub)
+		return ExitConfig
+	}
+
+	var c Config
+	l := config.NewLoader("initnet")
+	c.Bind(l)
+	known := flagNames(l)
+	rest, err := l.Parse(ExpandAliases(args, known), e.Environ)
+	if errors.Is(err, flag.ErrHelp) {
+		l.Usage(e.Stdout)
+		return ExitOK
+	}
+	var ps config.Problems
+	if err != nil {
+		ps = append(ps, err)
+	}
+	if len(rest) > 0 {
+		ps.Addf("unexpected arguments: %q", rest)
+	}
+	ipv6 := e.IPv6Enabled
+	if ipv6 == nil {
+		ipv6 = IPv6Enabled
+	}
+	var o rules.Options
+	if err == nil {
+		var cps config.Problems
+		o, cps = c.Check(ipv6)
+		ps = append(ps, cps...)
+	}
+	if perr := ps.Err(); perr != nil {
+		fmt.Fprintln(e.Stderr, "initnet: invalid configuration:")
+		for _, line := range strings.Split(perr.Error(), "\n") {
+			fmt.Fprintf(e.Stderr, "  - %s\n", line)
+		}
+		return ExitConfig
+	}
+	if sub == "validate" {
+		fmt.Fprintln(e.Stdout, "initnet: configuration is valid")
+		return ExitOK
+	}
+	logOut := e.Stdout
+	if c.DryRun {
+		logOut = e.Stderr // stdout carries the rules alone
+	}
+	log, _ := logging.New(logOut, c.LogFormat, c.LogLevel, "initnet")
+	if err := Run(ctx, log, &c, o, e.Stdout); err != nil {
+		log.Error("failed", "err", err)
+		if errors.Is(err, errConfig) {
+			return ExitConfig
+		}
+		return ExitRuntime
+	}
+	return ExitOK
+}
+
+// flagNames returns a lookup of l's long flag names. The loader has no
+// lookup of its own, so they are read from its usage text.
+func flagNames(l *config.Loader) func(string) bool {
+	var b strings.Builder
+	l.Usage(&b)
+	names := map[string]bool{}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if rest, ok := strings.CutPrefix(line, "  --"); ok {
+			if n, _, ok := strings.Cut(rest, " "); ok {
+				names[n] = true
+			}
+		}
+	}
+	return func(n string) bool { return names[n] }
+}
+
+var errConfig = errors.New("configuration error")
+
+// IPv6Enabled reports whether IPv6 is enabled in this network namespace.
+func IPv6Enabled() bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+	return err == nil && strings.TrimSpace(string(b)) == "0"
+}
+
+// backend is what Run needs from nft.Backend and iptables.Backend.
+type backend interface {
+	Name() string
+	Apply([]rules.RuleSet) error
+	Installed() (bool, error)
+	Cleanup() (bool, error)
+}
+
+type iptBackend struct {
+	iptables.Backend
+	fams []rules.Family
+}
+
+func (b iptBackend) Installed() (bool, error) { return b.Backend.Installed(b.fams...) }
+func (b iptBackend) Cleanup() (bool, error)   { return b.Backend.Cleanup(b.fams...) }
+func (b iptBackend) available() error         { return b.Backend.Available(b.fams...) }
+
+func families(o rules.Options) []rules.Family {
+	var f []rules.Family
+	if o.IPv4 {
+		f = append(f, rules.IPv4)
+	}
+	if o.IPv6 {
+		f = append(f, rules.IPv6)
+	}
+	return f
+}
+
+// Run does the one thing c asks: print, clean up, or install (and prove).
+func Run(ctx context.Context, log *slog.Logger, c *Config, o rules.Options, stdout io.Writer) error {
+	sets := rules.Generate(o)
+	nb := nft.Backend{}
+	ib := iptBackend{Backend: iptables.Backend{Restore4: c.Restore4, Save4: save(c.Restore4), Restore6: c.Restore6, Save6: save(c.Restore6)}, fams: families(o)}
+
+	if c.DryRun {
+		name := c.Backend
+		if name == "auto" {
+			name = "nftables"
+			if ok, err := ib.Installed(); err == nil && ok {
+				name = "iptables" // apply would keep using the iptables rules already there
+			}
+		}
+		if name == "iptables" {
+			for _, rs := range sets {
+				fmt.Fprint(stdout, rules.RenderIptables(rs))
+			}
+		} else {
+			fmt.Fprintf(stdout, "# sidecarkit initnet: nftables ruleset (families %s)\n", familyNames(o))
+			fmt.Fprint(stdout, rules.RenderNft(sets, true))
+		}
+		return nil
+	}
+
+	if c.Cleanup {
+		var bs []backend
+		switch c.Backend {
+		case "nftables":
+			bs = []backend{nb}
+		case "iptables":
+			bs = []backend{ib}
+		default:
+			if nb.Available() == nil {
+				bs = append(bs, nb)
+			}
+			if ib.available() == nil {
+				bs = append(bs, ib)
+			}
+			if len(bs) == 0 {
+				return fmt.Errorf("cleanup: neither nftables (%v) nor iptables (%v) is usable here", nb.Available(), ib.available())
+			}
+		}
+		for _, b := range bs {
+			removed, err := b.Cleanup()
+			if err != nil {
+				return fmt.Errorf("cleanup with %s: %w", b.Name(), err)
+			}
+			log.Info("cleanup", "backend", b.Name(), "removed", removed)
+		}
+		return nil
+	}
+
+	b, why, err := pick(c.Backend, nb, ib)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := b.Apply(sets); err != nil {
+		return fmt.Errorf("install rules with %s: %w", b.Name(), err)
+	}
+	// One backend owns the rules: drop initnet's rules from the other, so a
+	// switch of backend never leaves two sets behind.
+	var other backend = ib
+	otherOK := ib.available() == nil
+	if b.Name() == "iptables" {
+		other, otherOK = nb, nb.Available() == nil
+	}
+	if otherOK {
+		if removed, err := other.Cleanup(); err != nil {
+			log.Warn("could not remove initnet's rules from the other backend", "backend", other.Name(), "err", err)
+		} else if removed {
+			log.Info("removed initnet's earlier rules from the other backend", "backend", other.Name())
+		}
+	}
+	n := 0
+	for _, rs := range sets {
+		for _, ch := range rs.Chains {
+			n += len(ch.Rules)
+		}
+	}
+	log.Info("rules installed", "backend", b.Name(), "why", why, "rules", n, "families", familyNames(o),
+		"inbound_port", o.InboundPort, "outbound_port", o.OutboundPort, "proxy_uid", o.ProxyUID,
+		"took", time.Since(start).Round(time.Microsecond).String())
+
+	if c.Validate {
+		target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.6"), uint16(c.ProbePort))
+		gid := o.ProxyUID
+		if o.ProxyGID != nil {
+			gid = *o.ProxyGID
+		}
+		res, err := probe.Run(ctx, probe.Config{ListenPort: o.InboundPort, Target: target, UID: o.ProxyUID, GID: gid, Timeout: c.ProbeWait})
+		if err != nil {
+			return fmt.Errorf("validation failed: %w", err)
+		}
+		log.Info("validation passed: the probe landed on the inbound listener", "original_dst", res.OriginalDst.String(), "listener_port", o.InboundPort)
+	}
+	return nil
+}
+
+// pick chooses the backend: the one asked for, or (auto) iptables when its
+// tools already hold initnet's rules, else nftables when netlink works,
+// else iptables when its tools work.
+func pick(name string, nb nft.Backend, ib iptBackend) (backend, string, error) {
+	switch name {
+	case "nftables":
+		return nb, "--backend nftables", nil
+	case "iptables":
+		return ib, "--backend iptables", nil
+	}
+	ierr := ib.available()
+	if ierr == nil {
+		if ok, _ := ib.Installed(); ok {
+			return ib, "auto: initnet's rules already in iptables", nil
+		}
+	}
+	nerr := nb.Available()
+	if nerr == nil {
+		return nb, "auto: nf_tables netlink available", nil
+	}
+	if ierr == nil {
+		return ib, "auto: nf_tables unavailable (" + nerr.Error() + ")", nil
+	}
+	return nil, "", fmt.Errorf("no usable backend: nftables: %v; iptables: %v", nerr, ierr)
+}
