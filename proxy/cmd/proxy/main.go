@@ -1,21 +1,11 @@
-// Command proxy is sidecarkit's proxy (see the package doc of the module root).
+// Command proxy is sidecarkit's traffic sidecar (see ../../README.md).
 package main
 
 import (
-	"context"
+	"os"
 
+	"github.com/sidecarkit/sidecarkit/proxy/server"
 	"github.com/sidecarkit/sidecarkit/shared/app"
 )
 
-type config struct{}
-
-func main() {
-	app.Main(app.Helper[config]{
-		Name:      "proxy",
-		AdminAddr: ":15000",
-		Run: func(ctx context.Context, rt *app.Runtime, c *config) error {
-			<-rt.Stopping()
-			return nil
-		},
-	})
-}
+func main() { app.Main(server.Helper(os.Args[1:], os.Environ())) }

@@ -1,0 +1,545 @@
+// Package httpproxy is the proxy's HTTP data path: one http.Handler per
+// listener that matches a route, applies the HTTP rules of a forwarding
+// proxy (hop-by-hop headers, X-Request-ID, Via, X-Forwarded-*, trace
+// context, body caps), sends the request to a cluster or straight to an
+// address, streams the response back, passes Upgrade (WebSocket) and CONNECT
+// tunnels, and records the access log line and metrics with Envoy response
+// flags.
+//
+// It does not use httputil.ReverseProxy: the access log needs the upstream
+// host, service time and response flags of each request, body caps must
+// answer 413 before anything is forwarded, and the hot path keeps its
+// allocations down by reusing the downstream request instead of cloning it.
+package httpproxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sidecarkit/sidecarkit/proxy/config"
+	"github.com/sidecarkit/sidecarkit/proxy/direct"
+	"github.com/sidecarkit/sidecarkit/proxy/listener"
+	"github.com/sidecarkit/sidecarkit/proxy/route"
+	"github.com/sidecarkit/sidecarkit/proxy/stats"
+	"github.com/sidecarkit/sidecarkit/proxy/upstream"
+)
+
+// Cluster is what the handler needs from an upstream cluster.
+type Cluster interface {
+	RoundTrip(*http.Request) (*http.Response, error)
+	DialTCP(ctx context.Context) (net.Conn, string, error)
+}
+
+// Snapshot is the routing state a configuration produces; a reload swaps it
+// atomically while requests in flight keep the one they started with.
+type Snapshot struct {
+	Tables     map[string]*route.Table // by listener name
+	Clusters   map[string]Cluster
+	Middleware map[string]http.Handler // by route name: the route's chain ending in Forward
+	Listeners  map[string]config.Listener
+	Config     *config.Config
+}
+
+// Handler serves one listener's HTTP requests.
+type Handler struct {
+	Listener config.Listener
+	State    *atomic.Pointer[Snapshot]
+	// Direct reaches the listener's Target or a connection's original
+	// destination (from 127.0.0.6 for inbound).
+	Direct *direct.Forwarder
+	ProxyName string
+	Metrics   *stats.Metrics
+	// AccessLog receives the access log lines (when the configuration's
+	// access-log is on); passthrough, body cap and sampling also come from
+	// the snapshot's configuration, so a reload changes them.
+	AccessLog *slog.Logger
+	// Tunnels counts hijacked Upgrade/CONNECT streams (http.Server.Shutdown
+	// does not see them); TunnelCtx ending closes them (the drain deadline).
+	Tunnels   *sync.WaitGroup
+	TunnelCtx context.Context
+
+	once              sync.Once
+	bytesIn, bytesOut prometheus.Counter
+	activeReqs        prometheus.Gauge
+	inbound           bool
+}
+
+type ctxKey struct{}
+
+// ConnContext is the http.Server ConnContext hook that makes the
+// *listener.Conn available to the handler.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, ctxKey{}, c)
+}
+
+func connOf(ctx context.Context) *listener.Conn {
+	c, _ := ctx.Value(ctxKey{}).(*listener.Conn)
+	return c
+}
+
+// exchange is one request's state, shared with route middleware through
+// the request context.
+type exchange struct {
+	h        *Handler
+	start    time.Time
+	rid      string
+	route    *route.Route
+	routeNm  string
+	cluster  Cluster
+	target   string // cluster name, "app", "passthrough" or the target address label
+	addr     string // direct address when cluster is nil
+	status   int
+	flag     string
+	upHost   string
+	upTime   time.Duration
+	in       atomic.Int64
+	out      int64
+	conn     *listener.Conn
+	upgraded bool
+	att      upstream.Attempt
+	snap     *Snapshot
+}
+
+func joinFlag(a, b string) string {
+	if a == "" {
+		return b
+	}
+	if b == "" {
+		return a
+	}
+	return a + "," + b
+}
+
+type exKey struct{}
+
+func (h *Handler) init() {
+	h.once.Do(func() {
+		l := h.Listener.Name
+		h.bytesIn = h.Metrics.Bytes.WithLabelValues(l, "received")
+		h.bytesOut = h.Metrics.Bytes.WithLabelValues(l, "sent")
+		h.activeReqs = h.Metrics.ActiveRequests.WithLabelValues(l)
+		h.inbound = h.Listener.Direction == config.Inbound
+		if h.ProxyName == "" {
+			h.ProxyName = "sidecarkit"
+		}
+	})
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.init()
+	x := &exchange{h: h, start: time.Now(), conn: connOf(r.Context())}
+	h.activeReqs.Inc()
+	defer h.activeReqs.Dec()
+	defer h.finish(x, r)
+
+	x.rid = r.Header.Get("X-Request-Id")
+	if x.rid == "" || len(x.rid) > 256 {
+		x.rid = uuid.NewString()
+		r.Header["X-Request-Id"] = []string{x.rid}
+	}
+	snap := h.State.Load()
+	x.snap = snap
+	port := h.destPort(x.conn)
+	if t := snap.Tables[h.Listener.Name]; t != nil {
+		x.route = t.Match(r.Host, r.URL.Path, r.Header, port)
+	}
+	if r.Method == http.MethodConnect {
+		h.connect(w, r, x, snap)
+		return
+	}
+	if !h.resolve(x, snap) {
+		x.flag = "NR"
+		h.localReply(w, x, http.StatusNotFound, "route not found")
+		return
+	}
+	if x.route != nil {
+		if mw := snap.Middleware[x.route.Name]; mw != nil {
+			mw.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exKey{}, x)))
+			return
+		}
+	}
+	h.forward(w, r, x)
+}
+
+// Forward is the last handler of a route's middleware chain: it sends the
+// request upstream. Middleware must pass the request (and its context) on.
+func Forward(w http.ResponseWriter, r *http.Request) {
+	x, _ := r.Context().Value(exKey{}).(*exchange)
+	if x == nil {
+		http.Error(w, "httpproxy: Forward outside a proxied request", http.StatusInternalServerError)
+		return
+	}
+	x.h.forward(w, r, x)
+}
+
+func (h *Handler) destPort(c *listener.Conn) int {
+	if c != nil && c.OrigDst.IsValid() {
+		return int(c.OrigDst.Port())
+	}
+	if c != nil {
+		if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+			return a.Port
+		}
+	}
+	return 0
+}
+
+// resolve picks the cluster or address for x; false when there is none.
+func (h *Handler) resolve(x *exchange, snap *Snapshot) bool {
+	x.routeNm = "default"
+	lc, ok := snap.Listeners[h.Listener.Name]
+	if !ok {
+		lc = h.Listener
+	}
+	name := lc.Cluster
+	if x.route != nil {
+		x.routeNm = x.route.Name
+		if x.route.Cluster != "" {
+			name = x.route.Cluster
+		}
+	}
+	if name != "" {
+		x.cluster, x.target = snap.Clusters[name], name
+		return x.cluster != nil
+	}
+	if lc.Target != "" {
+		x.addr, x.target = lc.Target, "target"
+		if h.inbound {
+			x.target = "app"
+		}
+		return true
+	}
+	if x.conn != nil && x.conn.OrigDst.IsValid() {
+		if h.inbound {
+			x.addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), x.conn.OrigDst.Port()).String()
+			x.target = "app"
+			return true
+		}
+		if x.route != nil || snap.Config.OutboundPassthrough {
+			x.addr, x.target = x.conn.OrigDst.String(), "passthrough"
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
+	// Body cap: answer 413 before anything is forwarded.
+	limit := x.snap.Config.MaxRequestBodyBytes
+	if x.route != nil && x.route.MaxRequestBodyBytes > 0 {
+		limit = x.route.MaxRequestBodyBytes
+	}
+	if limit > 0 && r.ContentLength != 0 {
+		if r.ContentLength > limit {
+			w.Header().Set("Connection", "close")
+			h.localReply(w, x, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		if r.ContentLength < 0 {
+			buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+			x.in.Add(int64(len(buf)))
+			if err != nil {
+				x.flag = "DC"
+				x.status = 499
+				return
+			}
+			if int64(len(buf)) > limit {
+				w.Header().Set("Connection", "close")
+				h.localReply(w, x, http.StatusRequestEntityTooLarge, "request body too large")
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(buf))
+			r.ContentLength = int64(len(buf))
+			x.in.Store(0) // counted again as it is sent
+		}
+	}
+
+	ctx := r.Context()
+	if x.cluster != nil {
+		var pol *upstream.RoutePolicy
+		if x.route != nil {
+			pol = &x.route.Policy
+		}
+		ctx = upstream.WithAttempt(upstream.WithRoute(ctx, pol), &x.att)
+	} else if x.route != nil && x.route.Policy.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, x.route.Policy.Timeout)
+		defer cancel()
+	}
+
+	up := upgradeType(r.Header)
+	removeHopByHop(r.Header)
+	delete(r.Header, "Expect") // the client's 100-continue is answered by reading its body
+	if up != "" {
+		if r.ProtoMajor != 1 {
+			up = ""
+		} else {
+			r.Header["Connection"] = []string{"Upgrade"}
+			r.Header["Upgrade"] = []string{up}
+		}
+	}
+	if x.conn != nil && h.inbound {
+		if ra, ok := x.conn.RemoteAddr().(*net.TCPAddr); ok {
+			appendXFF(r.Header, ra.IP.String())
+		}
+	}
+	if _, ok := r.Header["X-Forwarded-Proto"]; !ok {
+		r.Header["X-Forwarded-Proto"] = []string{"http"}
+	}
+	appendVia(r.Header, r.ProtoMajor, r.ProtoMinor, h.ProxyName)
+	ensureTraceparent(r.Header)
+	if x.route != nil {
+		x.route.ApplyRequestHeaders(r.Header)
+	}
+
+	out := r.WithContext(ctx)
+	out.RequestURI = ""
+	out.URL.Scheme = "http"
+	if x.addr != "" {
+		out.URL.Host = x.addr
+	} else {
+		out.URL.Host = r.Host
+	}
+	out.Close = false
+	if r.Body != nil && r.Body != http.NoBody {
+		out.Body = &countingBody{r: r.Body, n: &x.in}
+	}
+	if up != "" && out.Body == nil {
+		out.Body = http.NoBody
+	}
+
+	upStart := time.Now()
+	var resp *http.Response
+	var err error
+	if x.cluster != nil {
+		resp, err = x.cluster.RoundTrip(out)
+	} else if up != "" {
+		resp, err = h.Direct.RoundTripH1(out)
+	} else {
+		resp, err = h.Direct.RoundTrip(out)
+	}
+	x.upTime = time.Since(upStart)
+	if x.cluster != nil {
+		x.upHost = x.att.Host
+		if x.att.UpstreamTime > 0 {
+			x.upTime = x.att.UpstreamTime
+		}
+		if len(x.att.Flags) > 0 {
+			x.flag = strings.Join(x.att.Flags, ",")
+		}
+	} else {
+		x.upHost = x.addr
+	}
+	if err != nil {
+		if r.Context().Err() != nil {
+			x.flag, x.status = "DC", 499
+			return
+		}
+		status, flag, body := h.classify(err, ctx)
+		if x.flag == "" || !strings.Contains(x.flag, flag) {
+			x.flag = joinFlag(x.flag, flag)
+		}
+		h.localReply(w, x, status, body)
+		return
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		h.upgrade(w, r, x, resp)
+		return
+	}
+
+	hdr := w.Header()
+	respConnClose := resp.Header["Connection"]
+	for k, vv := range resp.Header {
+		hdr[k] = vv
+	}
+	if len(respConnClose) > 0 {
+		removeHopByHop(hdr)
+	} else {
+		for _, k := range hopHeaders {
+			delete(hdr, k)
+		}
+	}
+	if _, ok := hdr["X-Request-Id"]; !ok {
+		hdr["X-Request-Id"] = []string{x.rid}
+	}
+	appendVia(hdr, resp.ProtoMajor, resp.ProtoMinor, h.ProxyName)
+	if x.route != nil {
+		x.route.ApplyResponseHeaders(hdr)
+	}
+	if len(resp.Trailer) > 0 {
+		keys := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		hdr["Trailer"] = keys
+	}
+	x.status = resp.StatusCode
+	w.WriteHeader(resp.StatusCode)
+
+	flush := resp.ContentLength < 0 || r.ProtoMajor == 2
+	if err := h.copyBody(w, resp.Body, x, flush); err != nil {
+		if x.flag == "" {
+			x.flag = "UC"
+		}
+		if r.Context().Err() != nil || x.flag == "DC" {
+			x.flag = "DC"
+		}
+		// Abort so the client sees a truncated response, not a clean end.
+		panic(http.ErrAbortHandler)
+	}
+	for k, vv := range resp.Trailer {
+		hdr[http.TrailerPrefix+k] = vv
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBody streams the response body, flushing after each read when the
+// response is a stream (no length: SSE, chunked, gRPC).
+func (h *Handler) copyBody(w http.ResponseWriter, body io.Reader, x *exchange, flush bool) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var fl http.Flusher
+	if flush {
+		fl, _ = w.(http.Flusher)
+	}
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			x.out += int64(m)
+			if werr != nil {
+				x.flag = "DC"
+				return werr
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+func (h *Handler) classify(err error, ctx context.Context) (int, string, string) {
+	var ue *upstream.Error
+	if errors.As(err, &ue) {
+		return ue.Status, ue.Flag, ue.Body()
+	}
+	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded {
+		return http.StatusGatewayTimeout, "UT", "upstream request timeout"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return http.StatusServiceUnavailable, "UF", "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+	}
+	return http.StatusServiceUnavailable, "UC", "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+}
+
+// localReply answers from the proxy itself (Envoy's "local reply").
+func (h *Handler) localReply(w http.ResponseWriter, x *exchange, status int, body string) {
+	x.status = status
+	hdr := w.Header()
+	hdr["Content-Type"] = []string{"text/plain"}
+	hdr["X-Request-Id"] = []string{x.rid}
+	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	n, _ := io.WriteString(w, body)
+	x.out += int64(n)
+}
+
+// finish records metrics and the access log line.
+func (h *Handler) finish(x *exchange, r *http.Request) {
+	if p := recover(); p != nil && p != http.ErrAbortHandler {
+		panic(p)
+	} else if p != nil {
+		defer panic(p)
+	}
+	d := time.Since(x.start)
+	if x.status == 0 {
+		x.status = 499
+		if x.flag == "" {
+			x.flag = "DC"
+		}
+	}
+	in := x.in.Load()
+	h.bytesIn.Add(float64(in))
+	h.bytesOut.Add(float64(x.out))
+	h.Metrics.Route(h.Listener.Name, x.routeNm, x.target).Observe(x.status, d.Seconds())
+	if x.flag != "" {
+		h.Metrics.ResponseFlags.WithLabelValues(h.Listener.Name, x.flag).Inc()
+	}
+	cfg := x.snap.Config
+	if h.AccessLog == nil || !cfg.AccessLog || (x.flag == "" && cfg.AccessLogSample < 1 && rand.Float64() >= cfg.AccessLogSample) {
+		return
+	}
+	flag := x.flag
+	if flag == "" {
+		flag = "-"
+	}
+	proto := r.Proto
+	if x.upgraded {
+		proto += "+upgrade"
+	}
+	h.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "access",
+		slog.String("listener", h.Listener.Name),
+		slog.String("request_id", x.rid),
+		slog.String("method", r.Method),
+		slog.String("authority", r.Host),
+		slog.String("path", r.URL.Path),
+		slog.String("protocol", proto),
+		slog.Int("status", x.status),
+		slog.String("response_flags", flag),
+		slog.Int64("bytes_received", in),
+		slog.Int64("bytes_sent", x.out),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.String("route", x.routeNm),
+		slog.String("cluster", x.target),
+		slog.String("upstream_host", x.upHost),
+		slog.Float64("upstream_service_time_ms", float64(x.upTime.Microseconds())/1000),
+		slog.String("downstream_remote", remote(x.conn)),
+	)
+}
+
+func remote(c *listener.Conn) string {
+	if c == nil {
+		return ""
+	}
+	return c.RemoteAddr().String()
+}
+
+type countingBody struct {
+	r io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.r.Close() }

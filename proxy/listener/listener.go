@@ -1,0 +1,340 @@
+// Package listener accepts downstream connections, reads each one's original
+// destination (SO_ORIGINAL_DST) in transparent mode, sniffs its protocol from
+// the first bytes and hands it on: HTTP connections to an http.Server through
+// a channel-backed net.Listener, everything else to a stream handler. It also
+// holds the byte pump used for raw TCP, TLS passthrough, Upgrade and CONNECT.
+package listener
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sidecarkit/sidecarkit/proxy/sniff"
+)
+
+// Conn is an accepted downstream connection with what was learnt about it.
+// Reads return the sniffed bytes first, then the socket's.
+type Conn struct {
+	*net.TCPConn
+	prefix     []byte
+	Proto      sniff.Protocol
+	OrigDst    netip.AddrPort // original destination (transparent) — invalid when not redirected
+	ServerName string         // TLS SNI, when Proto is TLS
+	Accepted   time.Time
+	onClose    func()
+	closeOnce  sync.Once
+}
+
+// Read reads the sniffed prefix, then the socket.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.TCPConn.Read(p)
+}
+
+// Close closes the socket (once) and runs the close hook.
+func (c *Conn) Close() error {
+	err := c.TCPConn.Close()
+	c.closeOnce.Do(func() {
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
+	return err
+}
+
+// TakePrefix returns the sniffed bytes not yet read and forgets them, so the
+// caller can write them out and then copy from the raw socket (splice).
+func (c *Conn) TakePrefix() []byte { p := c.prefix; c.prefix = nil; return p }
+
+// Options say how to accept and sniff.
+type Options struct {
+	Transparent   bool
+	Sniff         bool          // false: every connection is raw TCP
+	DetectTimeout time.Duration // no decision within this: raw TCP
+	// OnOpen/OnClose count connections (may be nil).
+	OnOpen  func()
+	OnClose func()
+}
+
+// Accept runs the accept loop on ln until it is closed, sniffing each
+// connection in its own goroutine and passing it to handle. It returns when
+// ln is closed and every handle call has returned.
+func Accept(ln net.Listener, o Options, handle func(*Conn)) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of file descriptors or a transient error: back off, as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		tc, ok := nc.(*net.TCPConn)
+		if !ok {
+			nc.Close()
+			continue
+		}
+		c := &Conn{TCPConn: tc, Accepted: time.Now(), onClose: o.OnClose}
+		if o.OnOpen != nil {
+			o.OnOpen()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			prepare(c, o)
+			handle(c)
+		}()
+	}
+}
+
+func prepare(c *Conn, o Options) {
+	if o.Transparent {
+		if dst, err := OriginalDst(c.TCPConn); err == nil {
+			if local, ok := c.LocalAddr().(*net.TCPAddr); !ok || local.AddrPort() != dst {
+				c.OrigDst = dst
+			}
+		}
+	}
+	if !o.Sniff {
+		c.Proto = sniff.TCP
+		return
+	}
+	c.Proto = detect(c, o.DetectTimeout)
+	if c.Proto == sniff.TLS {
+		readHello(c, o.DetectTimeout)
+	}
+}
+
+// detect reads until the protocol is known or timeout passes.
+func detect(c *Conn, timeout time.Duration) sniff.Protocol {
+	c.SetReadDeadline(time.Now().Add(timeout))
+	defer c.SetReadDeadline(time.Time{})
+	buf := make([]byte, 0, 64)
+	for {
+		n, err := c.TCPConn.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		c.prefix = buf
+		if p := sniff.Detect(buf); p != sniff.Unknown {
+			return p
+		}
+		if err != nil || len(buf) >= sniff.MaxDetectBytes {
+			// Timeout (a server-speaks-first protocol), EOF or undecidable: raw TCP.
+			return sniff.TCP
+		}
+	}
+}
+
+// readHello reads the whole first TLS record and parses its SNI.
+func readHello(c *Conn, timeout time.Duration) {
+	c.SetReadDeadline(time.Now().Add(timeout))
+	defer c.SetReadDeadline(time.Time{})
+	for {
+		want := sniff.RecordLen(c.prefix)
+		if want > sniff.MaxRecord {
+			return
+		}
+		if want > 0 && len(c.prefix) >= want {
+			c.ServerName, _ = sniff.ServerName(c.prefix[:want])
+			return
+		}
+		if want == 0 {
+			want = 5
+		}
+		if cap(c.prefix) < want {
+			nb := make([]byte, len(c.prefix), want)
+			copy(nb, c.prefix)
+			c.prefix = nb
+		}
+		n, err := c.TCPConn.Read(c.prefix[len(c.prefix):want])
+		c.prefix = c.prefix[:len(c.prefix)+n]
+		if err != nil {
+			return
+		}
+	}
+}
+
+// OriginalDst returns the destination a connection had before iptables
+// REDIRECT/TPROXY rewrote it (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST).
+func OriginalDst(c *net.TCPConn) (netip.AddrPort, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	var ap netip.AddrPort
+	var serr error
+	is6 := false
+	if la, ok := c.LocalAddr().(*net.TCPAddr); ok && la.IP.To4() == nil {
+		is6 = true
+	}
+	err = rc.Control(func(fd uintptr) {
+		if !is6 {
+			m, e := unix.GetsockoptIPv6Mreq(int(fd), unix.SOL_IP, unix.SO_ORIGINAL_DST)
+			if e != nil {
+				serr = os.NewSyscallError("getsockopt SO_ORIGINAL_DST", e)
+				return
+			}
+			// struct sockaddr_in: family(2) port(2, big endian) addr(4)
+			port := uint16(m.Multiaddr[2])<<8 | uint16(m.Multiaddr[3])
+			ap = netip.AddrPortFrom(netip.AddrFrom4([4]byte(m.Multiaddr[4:8])), port)
+			return
+		}
+		mi, e := unix.GetsockoptIPv6MTUInfo(int(fd), unix.SOL_IPV6, ip6tSOOriginalDst)
+		if e != nil {
+			serr = os.NewSyscallError("getsockopt IP6T_SO_ORIGINAL_DST", e)
+			return
+		}
+		port := mi.Addr.Port>>8 | mi.Addr.Port<<8 // network to host order
+		ap = netip.AddrPortFrom(netip.AddrFrom16(mi.Addr.Addr).Unmap(), port)
+	})
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return ap, serr
+}
+
+// ChanListener is a net.Listener whose connections are pushed by Push; an
+// http.Server serves it.
+type ChanListener struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+// NewChanListener returns a listener reporting addr.
+func NewChanListener(addr net.Addr) *ChanListener {
+	return &ChanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// Push hands c to the server; it closes c and reports false if the listener is closed.
+func (l *ChanListener) Push(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		c.Close()
+		return false
+	}
+}
+
+// Accept implements net.Listener.
+func (l *ChanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener.
+func (l *ChanListener) Close() error { l.closed.Do(func() { close(l.done) }); return nil }
+
+// Addr implements net.Listener.
+func (l *ChanListener) Addr() net.Addr { return l.addr }
+
+// Pipe copies bytes both ways between a and b until both directions end,
+// honouring half-close (EOF on one side closes the other side's write half),
+// then closes both. It returns the bytes copied a→b and b→a. When ctx ends
+// both are closed at once. Copies between TCP sockets use splice(2).
+func Pipe(ctx context.Context, a, b net.Conn) (ab, ba int64) {
+	done := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { a.Close(); b.Close() })
+	defer stop()
+	go func() {
+		ba = copyHalf(a, b)
+		close(done)
+	}()
+	ab = copyHalf(b, a)
+	<-done
+	a.Close()
+	b.Close()
+	return ab, ba
+}
+
+func copyHalf(dst, src net.Conn) int64 {
+	var n int64
+	if c, ok := src.(*Conn); ok {
+		if p := c.TakePrefix(); len(p) > 0 {
+			m, err := dst.Write(p)
+			n += int64(m)
+			if err != nil {
+				closeWrite(dst)
+				return n
+			}
+		}
+		src = c.TCPConn
+	}
+	if c, ok := dst.(*Conn); ok {
+		dst = c.TCPConn
+	}
+	m, _ := io.Copy(dst, src)
+	n += m
+	closeWrite(dst)
+	return n
+}
+
+func closeWrite(c net.Conn) {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := c.(closeWriter); ok {
+		cw.CloseWrite()
+		return
+	}
+	c.Close()
+}
+
+// ip6tSOOriginalDst is IP6T_SO_ORIGINAL_DST from linux/netfilter_ipv6/ip6_tables.h.
+const ip6tSOOriginalDst = 80
+
+// ErrHeadTooLarge is returned by ReadHead when no complete head fits in max bytes.
+var ErrHeadTooLarge = errors.New("request head too large")
+
+// ReadHead reads (into the replayed prefix) until the first HTTP/1 request
+// head is complete and returns it; the bytes are still delivered by Read.
+func (c *Conn) ReadHead(max int) ([]byte, error) {
+	for {
+		if i := bytes.Index(c.prefix, []byte("\r\n\r\n")); i >= 0 {
+			return c.prefix[:i+4], nil
+		}
+		if i := bytes.Index(c.prefix, []byte("\n\n")); i >= 0 {
+			return c.prefix[:i+2], nil
+		}
+		if len(c.prefix) >= max {
+			return nil, ErrHeadTooLarge
+		}
+		if cap(c.prefix)-len(c.prefix) < 512 {
+			nb := make([]byte, len(c.prefix), min(max, 2*cap(c.prefix)+1024))
+			copy(nb, c.prefix)
+			c.prefix = nb
+		}
+		n, err := c.TCPConn.Read(c.prefix[len(c.prefix):cap(c.prefix)])
+		c.prefix = c.prefix[:len(c.prefix)+n]
+		if err != nil {
+			return nil, err
+		}
+	}
+}

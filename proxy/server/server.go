@@ -1,0 +1,450 @@
+// Package server assembles the running proxy from its configuration:
+// listeners with their HTTP servers and stream handlers, clusters, the
+// routing snapshot that reloads swap atomically, the Envoy-named admin
+// endpoints, and the drain script (inbound stops after --drain-delay,
+// outbound serves the app until it is done or the deadline passes).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sidecarkit/sidecarkit/proxy/config"
+	"github.com/sidecarkit/sidecarkit/proxy/direct"
+	"github.com/sidecarkit/sidecarkit/proxy/httpproxy"
+	"github.com/sidecarkit/sidecarkit/proxy/listener"
+	"github.com/sidecarkit/sidecarkit/proxy/route"
+	"github.com/sidecarkit/sidecarkit/proxy/sniff"
+	"github.com/sidecarkit/sidecarkit/proxy/stats"
+	"github.com/sidecarkit/sidecarkit/proxy/upstream"
+	"github.com/sidecarkit/sidecarkit/shared/app"
+	skconfig "github.com/sidecarkit/sidecarkit/shared/config"
+)
+
+// Helper returns the proxy's app.Helper. args and env are the process's;
+// they are kept to reload the configuration file when it changes.
+func Helper(args, env []string) app.Helper[config.Config] {
+	return app.Helper[config.Config]{
+		Name:       "proxy",
+		AdminAddr:  ":15000",
+		DrainDelay: 5 * time.Second,
+		Bind:       config.Bind,
+		Validate:   func(_ *skconfig.Loader, c *config.Config) error { return config.Validate(c) },
+		Run: func(ctx context.Context, rt *app.Runtime, c *config.Config) error {
+			return Run(ctx, rt, c, Options{
+				ConfigPath: config.Path(args, env),
+				Reload:     func() (*config.Config, error) { return config.Reparse(args, env) },
+			})
+		},
+	}
+}
+
+// Options are the parts of a run that are not configuration.
+type Options struct {
+	ConfigPath string                         // watched for changes ("" = no reload)
+	Reload     func() (*config.Config, error) // loads and validates the configuration again
+	// Ready, when set, receives the bound listener addresses once all listen
+	// (tests use it with port 0).
+	Ready func(map[string]net.Addr)
+}
+
+// Server is a running proxy.
+type Server struct {
+	rt      *app.Runtime
+	log     *slog.Logger
+	metrics *stats.Metrics
+	opts    Options
+
+	cfg       atomic.Pointer[config.Config]
+	state     atomic.Pointer[httpproxy.Snapshot]
+	listeners []*runningListener
+
+	outboundFwd *direct.Forwarder // passthrough and outbound targets
+	inboundFwd  *direct.Forwarder // the app, from --source-addr
+
+	tunnelCtx    context.Context
+	cancelTunnel context.CancelFunc
+	hcFail       atomic.Bool
+	mu           sync.Mutex // guards clusters
+	clusters     map[string]*clusterEntry
+}
+
+type runningListener struct {
+	s       *Server
+	cfg     config.Listener
+	ln      net.Listener
+	http    *listener.ChanListener
+	srv     *http.Server
+	handler *httpproxy.Handler
+	streams sync.WaitGroup // raw TCP / TLS passthrough, and the tunnels the handler hijacks
+	active  atomic.Int64   // open downstream connections
+	done    chan struct{}  // accept loop returned
+	drained atomic.Bool
+}
+
+// Run serves c until rt.Stopping, then drains (see the package doc).
+func Run(ctx context.Context, rt *app.Runtime, c *config.Config, o Options) error {
+	s := &Server{rt: rt, log: rt.Log, metrics: stats.New(rt.Registry), opts: o}
+	s.tunnelCtx, s.cancelTunnel = context.WithCancel(context.WithoutCancel(ctx))
+	defer s.cancelTunnel()
+	var src net.IP
+	if c.SourceAddr != "" {
+		src = net.ParseIP(c.SourceAddr)
+	}
+	upOpen := func(target string) (func(), func()) {
+		a, t := s.metrics.UpActive.WithLabelValues(target), s.metrics.UpTotal.WithLabelValues(target)
+		return func() { a.Inc(); t.Inc() }, a.Dec
+	}
+	oo, oc := upOpen("passthrough")
+	s.outboundFwd = direct.New(direct.Options{ConnectTimeout: c.ConnectTimeout, OnOpen: oo, OnClose: oc})
+	io, ic := upOpen("app")
+	s.inboundFwd = direct.New(direct.Options{SourceIP: src, ConnectTimeout: c.ConnectTimeout, OnOpen: io, OnClose: ic})
+
+	snap, err := s.build(c)
+	if err != nil {
+		return fmt.Errorf("%w: %v", app.ErrConfig, err)
+	}
+	s.cfg.Store(c)
+	s.state.Store(snap)
+	s.metrics.ConfigTimestamp.SetToCurrentTime()
+
+	ready := rt.Health.NewFlag("listeners")
+	rt.Health.AddCheck("clusters", s.clustersReady)
+	rt.Health.AddCheck("healthcheck", func() error {
+		if s.hcFail.Load() {
+			return errors.New("failed by POST /healthcheck/fail")
+		}
+		return nil
+	})
+	addrs := map[string]net.Addr{}
+	for _, lc := range c.Effective() {
+		rl, err := s.listen(c, lc)
+		if err != nil {
+			s.closeAll()
+			return err
+		}
+		s.listeners = append(s.listeners, rl)
+		addrs[lc.Name] = rl.ln.Addr()
+	}
+	var promSrv *http.Server
+	if c.PrometheusAddr != "" {
+		ln, err := net.Listen("tcp", c.PrometheusAddr)
+		if err != nil {
+			s.closeAll()
+			return fmt.Errorf("prometheus listener %s: %w", c.PrometheusAddr, err)
+		}
+		addrs["prometheus"] = ln.Addr()
+		promSrv = &http.Server{Handler: s.prometheusMux(), ReadHeaderTimeout: 5 * time.Second}
+		go promSrv.Serve(ln)
+		defer promSrv.Close()
+	}
+	s.registerAdmin()
+	for _, rl := range s.listeners {
+		go rl.serve()
+	}
+	for name, a := range addrs {
+		s.log.Info("listening", "listener", name, "addr", a.String())
+	}
+	ready.Set(nil)
+	if o.Ready != nil {
+		o.Ready(addrs)
+	}
+	stopWatch := s.watch(ctx)
+	defer stopWatch()
+
+	select {
+	case <-rt.Stopping():
+	case <-ctx.Done():
+		s.closeAll()
+		return nil
+	}
+	return s.drain(ctx)
+}
+
+// drain runs the shutdown script once accepting must stop.
+func (s *Server) drain(ctx context.Context) error {
+	var inbound, outbound []*runningListener
+	for _, rl := range s.listeners {
+		if rl.cfg.Direction == config.Inbound {
+			inbound = append(inbound, rl)
+		} else {
+			outbound = append(outbound, rl)
+		}
+	}
+	s.log.Info("drain: inbound listeners stop accepting; outbound keeps serving the app", "inbound", len(inbound), "outbound", len(outbound))
+	var wg sync.WaitGroup
+	for _, rl := range inbound {
+		wg.Add(1)
+		go func() { defer wg.Done(); rl.shutdown(ctx) }()
+	}
+	wg.Wait()
+	// Outbound: serve until the app has no connection open (it is done), or
+	// the deadline.
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		open := int64(0)
+		for _, rl := range outbound {
+			open += rl.active.Load()
+		}
+		if open == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	for _, rl := range outbound {
+		wg.Add(1)
+		go func() { defer wg.Done(); rl.shutdown(ctx) }()
+	}
+	wg.Wait()
+	s.closeAll()
+	if ctx.Err() != nil {
+		s.log.Warn("drain deadline passed; open connections were cut")
+	}
+	return nil
+}
+
+func (s *Server) closeAll() {
+	for _, rl := range s.listeners {
+		rl.ln.Close()
+		rl.http.Close()
+		rl.srv.Close()
+	}
+	s.cancelTunnel()
+	for _, rl := range s.listeners {
+		rl.streams.Wait()
+	}
+	s.closeClusters()
+	s.outboundFwd.CloseIdle()
+	s.inboundFwd.CloseIdle()
+}
+
+// listen binds one listener.
+func (s *Server) listen(c *config.Config, lc config.Listener) (*runningListener, error) {
+	ln, err := net.Listen("tcp", lc.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
+	}
+	rl := &runningListener{s: s, cfg: lc, ln: ln, http: listener.NewChanListener(ln.Addr()), done: make(chan struct{})}
+	fwd := s.outboundFwd
+	if lc.Direction == config.Inbound {
+		fwd = s.inboundFwd
+	}
+	rl.handler = &httpproxy.Handler{
+		Listener: lc, State: &s.state, Direct: fwd, Metrics: s.metrics, AccessLog: s.log,
+		Tunnels: &rl.streams, TunnelCtx: s.tunnelCtx,
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	rl.srv = &http.Server{
+		Handler:           rl.handler,
+		ReadHeaderTimeout: c.HeaderReadTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		ConnContext:       httpproxy.ConnContext,
+		Protocols:         &protos,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
+		ErrorLog:          log.New(&serverErrors{log: s.log, listener: lc.Name}, "", 0),
+	}
+	return rl, nil
+}
+
+func (rl *runningListener) serve() {
+	go rl.srv.Serve(rl.http)
+	active := rl.s.metrics.DownActive.WithLabelValues(rl.cfg.Name)
+	o := listener.Options{
+		Transparent:   rl.cfg.Transparent,
+		Sniff:         rl.cfg.Protocol != config.ProtoTCP,
+		DetectTimeout: rl.s.cfg.Load().DetectTimeout,
+		OnOpen:        func() { rl.active.Add(1); active.Inc() },
+		OnClose:       func() { rl.active.Add(-1); active.Dec() },
+	}
+	err := listener.Accept(rl.ln, o, rl.handle)
+	if err != nil {
+		rl.s.log.Error("accept failed", "listener", rl.cfg.Name, "err", err)
+	}
+	close(rl.done)
+}
+
+// shutdown stops accepting, lets in-flight requests and streams finish until
+// ctx ends, then cuts what is left.
+func (rl *runningListener) shutdown(ctx context.Context) {
+	if !rl.drained.CompareAndSwap(false, true) {
+		return
+	}
+	rl.ln.Close()
+	<-rl.done
+	rl.http.Close()
+	if err := rl.srv.Shutdown(ctx); err != nil {
+		rl.srv.Close()
+	}
+	waited := make(chan struct{})
+	go func() { rl.streams.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+	}
+	rl.s.log.Info("listener drained", "listener", rl.cfg.Name, "addr", rl.ln.Addr().String())
+}
+
+// handle dispatches one sniffed connection.
+func (rl *runningListener) handle(c *listener.Conn) {
+	m := rl.s.metrics
+	m.DownTotal.WithLabelValues(rl.cfg.Name, c.Proto.String()).Inc()
+	switch c.Proto {
+	case sniff.HTTP1:
+		if !rl.strictHead(c) {
+			return
+		}
+		rl.http.Push(c)
+	case sniff.HTTP2:
+		rl.http.Push(c)
+	default:
+		if rl.cfg.Protocol == config.ProtoHTTP {
+			m.ProtocolErrors.WithLabelValues(rl.cfg.Name, "not_http").Inc()
+			c.Close()
+			return
+		}
+		rl.streams.Add(1)
+		defer rl.streams.Done()
+		rl.stream(c)
+	}
+}
+
+// stream passes a raw TCP or TLS connection through.
+func (rl *runningListener) stream(c *listener.Conn) {
+	s := rl.s
+	start := time.Now()
+	snap := s.state.Load()
+	lc := snap.Config.ListenerByName(rl.cfg.Name, rl.cfg)
+	var up net.Conn
+	var upHost, target, flag string
+	var err error
+	ctx, cancel := context.WithTimeout(s.tunnelCtx, s.cfg.Load().ConnectTimeout)
+	clusterName := ""
+	if c.Proto == sniff.TLS && c.ServerName != "" {
+		clusterName = route.MatchSNI(lc.SNI, c.ServerName)
+	}
+	if clusterName == "" {
+		clusterName = lc.Cluster
+	}
+	switch {
+	case clusterName != "":
+		target = clusterName
+		if cl := snap.Clusters[clusterName]; cl != nil {
+			up, upHost, err = cl.DialTCP(ctx)
+		} else {
+			err = errors.New("no such cluster")
+		}
+	case lc.Target != "":
+		target, upHost = "target", lc.Target
+		up, err = rl.handler.Direct.DialTCP(ctx, lc.Target)
+	case c.OrigDst.IsValid() && lc.Direction == config.Inbound:
+		target = "app"
+		upHost = net.JoinHostPort("127.0.0.1", fmt.Sprint(c.OrigDst.Port()))
+		up, err = rl.handler.Direct.DialTCP(ctx, upHost)
+	case c.OrigDst.IsValid() && s.cfg.Load().OutboundPassthrough:
+		target, upHost = "passthrough", c.OrigDst.String()
+		up, err = rl.handler.Direct.DialTCP(ctx, upHost)
+	default:
+		flag = "NR"
+	}
+	cancel()
+	var in, out int64
+	if flag == "" && err != nil {
+		flag = "UF"
+		var ue *upstream.Error
+		if errors.As(err, &ue) {
+			flag = ue.Flag
+		}
+	}
+	if flag != "" {
+		c.Close()
+	} else {
+		in, out = listener.Pipe(s.tunnelCtx, c, up)
+	}
+	if flag != "" {
+		s.metrics.ResponseFlags.WithLabelValues(rl.cfg.Name, flag).Inc()
+	}
+	s.metrics.Bytes.WithLabelValues(rl.cfg.Name, "received").Add(float64(in))
+	s.metrics.Bytes.WithLabelValues(rl.cfg.Name, "sent").Add(float64(out))
+	if snap.Config.AccessLog {
+		if flag == "" {
+			flag = "-"
+		}
+		rl.handler.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "access",
+			slog.String("listener", rl.cfg.Name), slog.String("protocol", c.Proto.String()),
+			slog.String("server_name", c.ServerName), slog.String("response_flags", flag),
+			slog.Int64("bytes_received", in), slog.Int64("bytes_sent", out),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.String("cluster", target), slog.String("upstream_host", upHost),
+			slog.String("downstream_remote", c.RemoteAddr().String()))
+	}
+}
+
+// strictHead reads the first request head and refuses, with 400 and nothing
+// forwarded, a request carrying both Content-Length and Transfer-Encoding
+// (request smuggling). Later requests on the connection are parsed by
+// net/http, which drops Content-Length when Transfer-Encoding is present
+// (RFC 9112 §6.3) before the request is forwarded.
+func (rl *runningListener) strictHead(c *listener.Conn) bool {
+	max := rl.s.cfg.Load().MaxHeaderBytes
+	c.SetReadDeadline(time.Now().Add(rl.s.cfg.Load().HeaderReadTimeout))
+	head, err := c.ReadHead(max + 4096)
+	c.SetReadDeadline(time.Time{})
+	if err != nil {
+		// Too big or too slow: net/http answers 431 / times out the same way.
+		return true
+	}
+	if conflict(head) {
+		rl.s.metrics.ProtocolErrors.WithLabelValues(rl.cfg.Name, "content_length_and_transfer_encoding").Inc()
+		c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 52\r\n\r\nboth Content-Length and Transfer-Encoding are set\r\n\r\n"))
+		c.Close()
+		return false
+	}
+	return true
+}
+
+// conflict reports whether a request head has both Content-Length and
+// Transfer-Encoding fields.
+func conflict(head []byte) bool {
+	var cl, te bool
+	for _, line := range strings.Split(string(head), "\n") {
+		name, _, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "content-length":
+			cl = true
+		case "transfer-encoding":
+			te = true
+		}
+	}
+	return cl && te
+}
+
+// serverErrors routes net/http's own error log to slog at debug level and
+// counts protocol errors.
+type serverErrors struct {
+	log      *slog.Logger
+	listener string
+}
+
+func (e *serverErrors) Write(p []byte) (int, error) {
+	e.log.Debug("http server", "listener", e.listener, "msg", strings.TrimSpace(string(p)))
+	return len(p), nil
+}
