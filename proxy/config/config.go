@@ -64,8 +64,8 @@ type Config struct {
 	MaxRequestBodyBytes int64         // default body cap (0: none); routes override
 	OutboundPassthrough bool          // transparent outbound: unmatched traffic goes to its original destination (else 404 NR)
 
-	Listeners []Listener `yaml:"listeners"`
-	Routes    []Route    `yaml:"routes"`
+	Listeners []Listener               `yaml:"listeners"`
+	Routes    []Route                  `yaml:"routes"`
 	Clusters  []upstream.ClusterConfig `yaml:"clusters"`
 }
 
@@ -149,7 +149,6 @@ type Header struct {
 	Name  string `yaml:"name"`
 	Value string `yaml:"value"`
 }
-
 
 // Bind registers the proxy's options on l. The flag names are stable
 // (initnet runs `proxy --mode transparent`); see README.md.

@@ -61,7 +61,7 @@ type Handler struct {
 	State    *atomic.Pointer[Snapshot]
 	// Direct reaches the listener's Target or a connection's original
 	// destination (from 127.0.0.6 for inbound).
-	Direct *direct.Forwarder
+	Direct    *direct.Forwarder
 	ProxyName string
 	Metrics   *stats.Metrics
 	// AccessLog receives the access log lines (when the configuration's
