@@ -220,11 +220,13 @@ func parseSave(save string) saveState {
 			continue
 		}
 		f := strings.Fields(l)
-		if len(f) < 2 || f[0] != "-A" {
+		if len(f) < 2 || f[0] != "-A" || strings.HasPrefix(f[1], "-") {
 			continue
 		}
+		l = strings.Join(f, " ")
 		st.count[l]++
-		if !strings.HasPrefix(f[1], ChainPrefix) && strings.Contains(l, " -j "+ChainPrefix) {
+		n := len(f)
+		if !strings.HasPrefix(f[1], ChainPrefix) && n >= 4 && f[n-2] == "-j" && strings.HasPrefix(f[n-1], ChainPrefix) && len(f[n-1]) > len(ChainPrefix) {
 			st.builtinJumps = append(st.builtinJumps, l)
 		}
 	}

@@ -1,0 +1,114 @@
+package initnet
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), Env{Args: args, Environ: env, Stdout: &out, Stderr: &errb, IPv6Enabled: func() bool { return true }})
+	return code, out.String(), errb.String()
+}
+
+func TestExpandAliases(t *testing.T) {
+	known := func(n string) bool {
+		return map[string]bool{"dry-run": true, "ipv6": true, "istio-inbound-ports": true, "proxy-uid": true}[n]
+	}
+	cases := []struct{ in, want string }{
+		{"-p 15001", "--envoy-port 15001"},
+		{"-p=15001 -z=15006", "--envoy-port=15001 --inbound-capture-port=15006"},
+		{"-p15001", "--envoy-port=15001"},
+		{"-b * -d 8081,8082", "--istio-inbound-ports * --istio-local-exclude-ports 8081,8082"},
+		{"-dry-run --dry-run", "-dry-run --dry-run"},
+		{"--run-validation", "--validate"},
+		{"-u 1337 -g 1337 -m REDIRECT", "--proxy-uid 1337 --proxy-gid 1337 --istio-inbound-interception-mode REDIRECT"},
+		{"-i 10.0.0.0/8 -x 10.96.0.0/12 -q 443 -o 5432 -c eth1", "--istio-service-cidr 10.0.0.0/8 --istio-service-exclude-cidr 10.96.0.0/12 --istio-outbound-ports 443 --istio-local-outbound-ports-exclude 5432 --istio-exclude-interfaces eth1"},
+		{"validate -p 1", "validate --envoy-port 1"},
+		{"-- -p 1", "-- -p 1"},
+		{"--ipv6=false -", "--ipv6=false -"},
+	}
+	for _, c := range cases {
+		got := strings.Join(ExpandAliases(strings.Fields(c.in), known), " ")
+		if got != c.want {
+			t.Errorf("ExpandAliases(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func FuzzExpandAliases(f *testing.F) {
+	for _, s := range []string{"-p 15001", "-p15001", "--run-validation", "-dry-run", "-- -p", "-=", "--=x", "-b=*"} {
+		f.Add(s)
+	}
+	known := func(n string) bool { return n == "dry-run" }
+	f.Fuzz(func(t *testing.T, s string) {
+		in := strings.Fields(s)
+		out := ExpandAliases(in, known)
+		if len(out) != len(in) {
+			t.Fatalf("ExpandAliases changed the number of arguments: %q → %q", in, out)
+		}
+		for i := range in {
+			if !strings.HasPrefix(in[i], "-") && out[i] != in[i] {
+				t.Fatalf("rewrote a non-flag %q → %q", in[i], out[i])
+			}
+		}
+	})
+}
+
+func TestValidateSubcommandReportsEveryProblem(t *testing.T) {
+	code, _, stderr := run(t, []string{"INITNET_ISTIO_SERVICE_EXCLUDE_CIDR=10.0.0.1/8"},
+		"validate", "-p", "0", "-b", "80,abc", "--backend", "ebpf", "--ipv6", "maybe", "--dry-run", "--cleanup")
+	if code != ExitConfig {
+		t.Fatalf("exit %d, want %d", code, ExitConfig)
+	}
+	for _, want := range []string{
+		`envoy-port "0": not a port`,
+		`istio-inbound-ports "80,abc": bad port "abc"`,
+		`istio-service-exclude-cidr "10.0.0.1/8": bad CIDR "10.0.0.1/8" (host bits set; did you mean 10.0.0.0/8?)`,
+		`backend "ebpf": want nftables, iptables or auto`,
+		`ipv6 "maybe"`,
+		`pick one`,
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if code, out, _ := run(t, nil, "validate", "-p", "15001"); code != 0 || !strings.Contains(out, "valid") {
+		t.Errorf("good config: exit %d %q", code, out)
+	}
+	if code, _, stderr := run(t, nil, "--nope"); code != ExitConfig || !strings.Contains(stderr, "nope") {
+		t.Errorf("unknown flag: exit %d %q", code, stderr)
+	}
+	if code, _, _ := run(t, nil, "wait"); code != ExitConfig {
+		t.Errorf("wait: exit %d", code)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	if code, out, _ := run(t, nil, "--version"); code != 0 || !strings.Contains(out, "initnet") {
+		t.Errorf("--version: %d %q", code, out)
+	}
+	code, out, _ := run(t, nil, "--help")
+	if code != 0 || !strings.Contains(out, "--envoy-port (env INITNET_ENVOY_PORT)") || !strings.Contains(out, "(-p)") {
+		t.Errorf("--help: %d\n%s", code, out)
+	}
+}
+
+// TestDryRunNeedsNoPrivilegeAndKeepsStdoutClean: the dry run prints only
+// the ruleset on stdout (no log lines), for both backends.
+func TestDryRun(t *testing.T) {
+	code, out, _ := run(t, nil, "--dry-run", "--backend", "nftables", "-b", "8080", "-d", "", "--ipv6", "false")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.HasPrefix(out, "# sidecarkit initnet: nftables ruleset (families ipv4)\ntable ip sidecarkit {") || strings.Contains(out, `"level"`) || strings.Contains(out, "ip6") {
+		t.Errorf("nftables dry run:\n%s", out)
+	}
+	code, out, _ = run(t, []string{"INITNET_BACKEND=iptables"}, "--dry-run", "-b", "8080")
+	if code != 0 || !strings.Contains(out, "-A SIDECARKIT_INBOUND -p tcp -m tcp --dport 8080 -j SIDECARKIT_IN_REDIRECT") || !strings.Contains(out, "# sidecarkit initnet: ipv6 nat rules") {
+		t.Errorf("iptables dry run (exit %d):\n%s", code, out)
+	}
+}
