@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# demo.sh — the sidecarkit pod in docker compose (make demo / make demo-down).
+#   demo.sh up      build what is missing, start the stack, print what to try
+#   demo.sh down    remove everything: containers, network, volumes
+#   demo.sh status  docker-compose ps of the stack
+# Env: SK_PROJECT (default sidecarkit-demo), SK_REBUILD=1 rebuilds our images
+# even when present, SK_APP_PORT/SK_PROXY_ADMIN_PORT/SK_PROXY_PROM_PORT/
+# SK_VAULT_PORT/SK_CONSUL_PORT/SK_VLOGS_PORT (host ports on 127.0.0.1).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+project=${SK_PROJECT:-sidecarkit-demo}
+file=$here/compose.yaml
+dc=(docker-compose -p "$project" -f "$file")
+rel=${file#"$root"/}
+DC="docker-compose -p $project -f $rel"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+need() {
+  command -v docker >/dev/null || { echo "demo: docker is not installed" >&2; exit 1; }
+  command -v docker-compose >/dev/null || { echo "demo: docker-compose (v1.29+) is not installed: apt-get install -y docker-compose" >&2; exit 1; }
+  docker info >/dev/null 2>&1 || { echo "demo: the docker engine does not answer (is dockerd running? are you in the docker group?)" >&2; exit 1; }
+  local v; v=$(docker-compose version --short 2>/dev/null || echo 0)
+  case $v in 1.2[0-8].*|1.1*) echo "demo: docker-compose $v is too old: need 1.29+ (depends_on conditions, profiles)" >&2; exit 1 ;; esac
+}
+
+up() {
+  need
+  local t0; t0=$(date +%s)
+  local cache=${SIDECARKIT_CACHE:-$HOME/.cache/sidecarkit}
+  local missing=()
+  for s in vault consul victorialogs; do [ -x "$cache/bin/$s" ] || missing+=("$s"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "building the servers the demo needs: ${missing[*]} (from source; a first Vault build takes 10-20 minutes on 2 cores)"
+    "$here/testenv/build.sh" "${missing[@]}"
+  fi
+  if [ "${SK_REBUILD:-0}" = 1 ]; then
+    say "rebuilding the sidecarkit images"
+    "$here/images.sh"
+  else
+    say "building the images that are missing (SK_REBUILD=1 or 'make images' rebuilds them)"
+    "$here/images.sh" --missing
+  fi
+  say "starting the pod (project $project): servers, seed, init, helpers, then the app"
+  "${dc[@]}" up -d --remove-orphans
+  say "waiting for the app to be healthy"
+  local id; id=$("${dc[@]}" ps -q app)
+  for _ in $(seq 1 120); do
+    st=$(docker inspect -f '{{.State.Health.Status}}' "$id" 2>/dev/null || echo missing)
+    [ "$st" = healthy ] && break
+    sleep 1
+  done
+  if [ "$st" != healthy ]; then
+    echo "demo: the app is $st; see: $DC ps; $DC logs" >&2
+    "${dc[@]}" ps >&2
+    exit 1
+  fi
+  "${dc[@]}" ps
+  local app vault vlogs prom
+  app=$(hostport pod 8080) prom=$(hostport pod 15090) vlogs=$(hostport victorialogs 9428) vault=$(hostport vault 8200)
+  say "the pod is up in $(( $(date +%s) - t0 ))s. Things to try (from $root):"
+  cat <<TRY
+
+  # 1. Call the app through the proxy's inbound listener (initnet redirects :8080 to :15006)
+  curl -s http://$app/
+  $DC run --rm client get http://pod:8080/          # the client outside the pod
+  $DC logs --tail=3 proxy                           # the proxy's JSON access log
+  curl -s http://$prom/stats/prometheus | grep '^sidecarkit_proxy_requests'
+
+  # 2. The app calls its upstream; initnet sends it through the proxy's outbound listener
+  curl -s http://$app/upstream                      # the upstream saw the proxy's headers
+
+  # 3. Rotate the DB password in Vault: the ambassador re-renders /vault/secrets and SIGHUPs the app
+  curl -s http://$app/state | grep password_sha256
+  $DC exec vault vault kv put secret/demoapp username=demoapp password=rotated-\$RANDOM
+  sleep 3; curl -s http://$app/state | grep password_sha256      # a new fingerprint
+
+  # 4. Change the config in Consul: configsync publishes the tree and SIGHUPs the app
+  $DC exec consul consul kv put config/demoapp/greeting bonjour
+  sleep 1; curl -s http://$app/                     # "bonjour from demoapp ..."
+
+  # 5. The app's legacy log lines, normalized to JSON by the adapter, in VictoriaLogs
+  curl -s http://$app/log?n=100\&tag=try-me
+  sleep 2; curl -s http://$vlogs/select/logsql/query --data-urlencode 'query=tag:try-me | stats count() lines'
+  curl -s http://$vlogs/select/logsql/query --data-urlencode 'query=event:request | limit 3'
+  # UI: http://$vlogs/select/vmui/    Vault: http://$vault (token root)
+
+  # 6. Drain: the app turns not-ready, finishes in-flight work, then the helpers stop
+  $DC stop
+
+  # Remove everything
+  make demo-down
+TRY
+}
+
+hostport() { # service port → 127.0.0.1:port on the host
+  "${dc[@]}" port "$1" "$2" 2>/dev/null | tail -n1
+}
+
+down() {
+  need
+  say "removing the demo (project $project): containers, network, volumes"
+  "${dc[@]}" --profile tools down --volumes --remove-orphans --timeout 40
+  local left; left=$(docker ps -aq --filter "label=com.docker.compose.project=$project"; docker volume ls -q --filter "label=com.docker.compose.project=$project"; docker network ls -q --filter "label=com.docker.compose.project=$project")
+  if [ -n "$left" ]; then echo "demo: left behind: $left" >&2; exit 1; fi
+  say "nothing left behind"
+}
+
+case ${1:-up} in
+  up) up ;;
+  down) down ;;
+  status) need; "${dc[@]}" ps ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
