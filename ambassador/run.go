@@ -69,7 +69,7 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", app.ErrConfig, err)
 	}
-	retry := backoff.Policy{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.3}
+	retry := backoff.Policy{Initial: 500 * time.Millisecond, Max: 10 * time.Second, Jitter: 0.3}
 	mgr := &auth.Manager{
 		Client: client, Method: c.method(), Log: log, Backoff: retry, FailFast: c.ExitAfterRender,
 		Increment: c.TokenIncrement,

@@ -36,6 +36,10 @@ type Fetcher interface {
 	Fetch(ctx context.Context, path string, params []string) (*render.Secret, lease.State, error)
 	Renew(ctx context.Context, leaseID string, increment time.Duration) (time.Duration, error)
 	Revoke(ctx context.Context, leaseID string) error
+	// Canonical names the secret at path the way Fetch reads it (a KV v2
+	// "secret/app" is "secret/data/app"), so that two spellings share one
+	// tracker and change together.
+	Canonical(ctx context.Context, path string) string
 }
 
 // Store holds the fetched secrets; it is the render.Source of the outputs.
@@ -126,6 +130,14 @@ func (p *Pending) Unwrap() []error { return []error{render.ErrPending, p.Cause} 
 // Secret implements render.Source. The last good value is served while a
 // refresh fails (Vault down): files keep their content.
 func (s *Store) Secret(path string, params []string) (*render.Secret, error) {
+	s.mu.Lock()
+	ctx := s.ctx
+	s.mu.Unlock()
+	if ctx != nil && len(params) == 0 {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		path = s.fetch.Canonical(cctx, path)
+		cancel()
+	}
 	k := key(path, params)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -187,8 +199,8 @@ func (s *Store) track(ctx context.Context, k string, e *entry) {
 			}
 			s.signal()
 			d := b.Next()
-			if s.policy.Refresh > 0 && d > s.policy.Refresh && !Permanent(err) {
-				d = s.policy.Refresh
+			if s.policy.Refresh > 0 && d > s.policy.Refresh {
+				d = s.policy.Refresh // a secret created later is picked up within the refresh interval
 			}
 			if !wait(ctx, d, nil) {
 				return

@@ -74,6 +74,16 @@ func (v *Vault) Fetch(ctx context.Context, path string, params []string) (*rende
 	return sec, Classify(sec, now), nil
 }
 
+// Canonical returns path with a KV v2 mount's data/ segment added.
+func (v *Vault) Canonical(ctx context.Context, path string) string {
+	p, query, hasQuery := strings.Cut(path, "?")
+	_, p = v.kvPath(ctx, strings.Trim(p, "/"))
+	if hasQuery {
+		return p + "?" + query
+	}
+	return p
+}
+
 // Classify says how a fetched secret stays fresh.
 func Classify(s *render.Secret, now time.Time) lease.State {
 	switch {
