@@ -2,20 +2,8 @@
 package main
 
 import (
-	"context"
-
+	"github.com/sidecarkit/sidecarkit/adapter"
 	"github.com/sidecarkit/sidecarkit/shared/app"
 )
 
-type config struct{}
-
-func main() {
-	app.Main(app.Helper[config]{
-		Name:      "adapter",
-		AdminAddr: ":15200",
-		Run: func(ctx context.Context, rt *app.Runtime, c *config) error {
-			<-rt.Stopping()
-			return nil
-		},
-	})
-}
+func main() { app.Main(adapter.Helper()) }

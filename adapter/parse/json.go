@@ -1,0 +1,131 @@
+package parse
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// JSON parses one JSON object per line. Top-level time/level/message keys
+// fill the record's slots; every other member is kept as a raw JSON value.
+type JSON struct{}
+
+// Parse implements Parser.
+func (JSON) Parse(line []byte, r *Record) error {
+	line = trimSpace(line)
+	if len(line) == 0 || line[0] != '{' {
+		return fail("json: not an object")
+	}
+	if !json.Valid(line) {
+		return fail("json: invalid JSON")
+	}
+	i := 1
+	for {
+		i = skipWS(line, i)
+		if line[i] == '}' {
+			return nil
+		}
+		if line[i] == ',' {
+			i = skipWS(line, i+1)
+		}
+		// key
+		ks := i + 1
+		ke := endString(line, i)
+		key := line[ks : ke-1]
+		i = skipWS(line, ke)
+		i = skipWS(line, i+1) // ':'
+		vs := i
+		i = endValue(line, i)
+		val := line[vs:i]
+		kkind := String
+		if bytes.IndexByte(key, '\\') >= 0 {
+			kkind = Quoted
+		}
+		if kkind == String && val[0] == '"' && assign(r, key, val[1:len(val)-1], Quoted) {
+			continue
+		}
+		if kkind == String && (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) && isTimeKey(key) && r.Time == nil {
+			r.Time = val
+			continue
+		}
+		if kkind == Quoted {
+			// rare: escaped key; keep it raw-quoted so it is re-escaped correctly
+			r.Fields = append(r.Fields, Field{Key: key, Value: val, Kind: Raw | keyQuoted})
+			continue
+		}
+		r.Add(key, val, Raw)
+	}
+}
+
+// keyQuoted marks (on a Raw field) that the key holds JSON escapes.
+const keyQuoted Kind = 0x80
+
+// KeyQuoted reports whether f's key holds escapes to resolve.
+func (f *Field) KeyQuoted() bool { return f.Kind&keyQuoted != 0 }
+
+// ValueKind is f's kind without flags.
+func (f *Field) ValueKind() Kind { return f.Kind &^ keyQuoted }
+
+func isTimeKey(k []byte) bool {
+	switch string(k) {
+	case "time", "ts", "timestamp", "@timestamp":
+		return true
+	}
+	return false
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// endString returns the index after the closing quote of the string at b[i].
+func endString(b []byte, i int) int {
+	i++
+	for i < len(b) {
+		switch b[i] {
+		case '\\':
+			i += 2
+			continue
+		case '"':
+			return i + 1
+		}
+		i++
+	}
+	return i
+}
+
+// endValue returns the index after the (valid) JSON value starting at b[i].
+func endValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return endString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = endString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(b) {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
+}

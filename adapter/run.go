@@ -1,0 +1,191 @@
+package adapter
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sidecarkit/sidecarkit/adapter/bulk"
+	"github.com/sidecarkit/sidecarkit/adapter/checkpoint"
+	"github.com/sidecarkit/sidecarkit/adapter/normalize"
+	"github.com/sidecarkit/sidecarkit/adapter/output"
+	"github.com/sidecarkit/sidecarkit/adapter/parse"
+	"github.com/sidecarkit/sidecarkit/adapter/pipeline"
+	"github.com/sidecarkit/sidecarkit/adapter/tail"
+	"github.com/sidecarkit/sidecarkit/shared/app"
+	"github.com/sidecarkit/sidecarkit/shared/backoff"
+)
+
+// Helper is the adapter's app.Helper.
+func Helper() app.Helper[Config] {
+	return app.Helper[Config]{
+		Name:      "adapter",
+		AdminAddr: ":15200",
+		Bind:      Bind,
+		Validate:  Validate,
+		Run:       Run,
+	}
+}
+
+// Run follows the files and ships them until rt.Stopping closes; then it
+// ships what was read (up to the drain deadline) and saves the checkpoint.
+func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
+	rules, err := buildRules(c)
+	if err != nil {
+		return fmt.Errorf("%w: %v", app.ErrConfig, err)
+	}
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return fmt.Errorf("%w: timezone %q: %v", app.ErrConfig, c.Timezone, err)
+	}
+	host := c.Host
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	var static [][2]string
+	for _, s := range c.Static {
+		k, v, _ := strings.Cut(s, "=")
+		static = append(static, [2]string{k, v})
+	}
+	m := pipeline.NewMetrics(rt.Registry, "sidecarkit_adapter_")
+	retry := backoff.Policy{Initial: c.RetryInitial, Max: c.RetryMax, Multiplier: 2, Jitter: 0.5}
+
+	var sink pipeline.Sink
+	switch c.Output {
+	case "elasticsearch":
+		es, err := newES(c, rt, m, retry)
+		if err != nil {
+			return fmt.Errorf("%w: %v", app.ErrConfig, err)
+		}
+		sink = es
+	case "stdout":
+		w := output.Stdout(rt.Stdout)
+		w.Sent = m.Sent
+		sink = w
+	case "file":
+		f, err := output.File(c.OutputFile)
+		if err != nil {
+			return err
+		}
+		f.Sent = m.Sent
+		sink = f
+	default:
+		sink = output.Discard{Sent: m.Sent}
+	}
+
+	store, err := checkpoint.Open(c.Checkpoint)
+	if err != nil {
+		// a damaged checkpoint must not stop shipping: set it aside and
+		// read from the head (documents may be sent again; their _id makes
+		// that an overwrite)
+		aside := c.Checkpoint + ".corrupt-" + time.Now().UTC().Format("20060102T150405Z")
+		rt.Log.Error("checkpoint unreadable; moving it aside and starting from the head of every file", "err", err, "moved_to", aside)
+		if rerr := os.Rename(c.Checkpoint, aside); rerr != nil {
+			return fmt.Errorf("checkpoint: %v; and cannot move it aside: %w", err, rerr)
+		}
+		if store, err = checkpoint.Open(c.Checkpoint); err != nil {
+			return err
+		}
+	}
+	if c.Checkpoint != "" {
+		if err := os.MkdirAll(dirOf(c.Checkpoint), 0o755); err != nil {
+			return fmt.Errorf("checkpoint directory: %w", err)
+		}
+	}
+
+	ready := rt.Health.NewFlag("tailing")
+	p := pipeline.New(pipeline.Config{
+		Rules:            rules,
+		MultilineTimeout: c.MLTimeout,
+		Encoder: normalize.Options{Location: loc, DefaultLevel: c.DefaultLevel, Host: host,
+			Pod: c.Pod, Namespace: c.Namespace, Container: c.Container, Static: static},
+		Index: c.ESIndex, DataStream: c.ESStream,
+		BatchDocs: c.BatchDocs, BatchBytes: c.BatchBytes, FlushInterval: c.FlushInterval,
+		QueueBatches: c.QueueBatches, Senders: c.Senders, Retry: retry, MaxLineBytes: c.MaxLineBytes,
+	}, sink, store, m, rt.Log)
+	tcfg := tail.Config{
+		Include: c.Paths, Exclude: c.Exclude, ReadFromHead: c.ReadFrom == "head",
+		PollInterval: c.PollInterval, ScanInterval: c.ScanInterval, RotateWait: c.RotateWait,
+		MaxLineBytes: c.MaxLineBytes, Watch: c.Fsnotify,
+	}
+	rt.Log.Info("adapter: shipping", "paths", strings.Join(c.Paths, ","), "output", c.Output, "parser", c.Parser, "checkpoint", c.Checkpoint)
+	err = p.Run(ctx, rt.Stopping(), tcfg, func() { ready.Set(nil) })
+	if err != nil && ctx.Err() != nil {
+		rt.Log.Warn("drain deadline reached; what was not acknowledged will be read again at the next start")
+		return nil
+	}
+	return err
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i > 0 {
+		return p[:i]
+	}
+	return "."
+}
+
+func newES(c *Config, rt *app.Runtime, m *pipeline.Metrics, retry backoff.Policy) (*bulk.ES, error) {
+	hdr, err := parseHeaders(c.ESHeaders)
+	if err != nil {
+		return nil, err
+	}
+	user, pass := c.ESUser, c.ESPassword
+	var urls []string
+	for _, s := range c.ESURLs {
+		u, err := url.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("es-url %q: %v", redact(s), err)
+		}
+		if u.User != nil { // credentials in the URL: use them, never log them
+			if user == "" {
+				user = u.User.Username()
+				pass, _ = u.User.Password()
+			}
+			u.User = nil
+		}
+		urls = append(urls, strings.TrimRight(u.String(), "/"))
+	}
+	return bulk.NewES(bulk.Config{
+		URLs: urls, Username: user, Password: pass, APIKey: c.ESAPIKey, Headers: hdr, Gzip: c.ESGzip,
+		CAFile: c.ESCAFile, CertFile: c.ESCertFile, KeyFile: c.ESKeyFile, Insecure: c.ESInsecure,
+		Timeout: c.ESTimeout, DeadLetter: c.DeadLetter, Backoff: retry,
+	}, rt.Log, m.Bulk())
+}
+
+func buildRules(c *Config) ([]pipeline.Rule, error) {
+	var ml *parse.Multiline
+	if c.Multiline != "" || c.MLStart != "" || c.MLContinue != "" {
+		preset := c.Multiline
+		if preset == "custom" {
+			preset = ""
+		}
+		var err error
+		if ml, err = parse.NewMultiline(preset, c.MLStart, c.MLContinue, c.MLMaxLines, c.MaxLineBytes); err != nil {
+			return nil, err
+		}
+	}
+	mk := func(glob, name string) (pipeline.Rule, error) {
+		p, err := parse.New(name, c.ParserRegex)
+		if err != nil {
+			return pipeline.Rule{}, err
+		}
+		return pipeline.Rule{Glob: glob, Parser: p, CRI: name == "cri", Multiline: ml}, nil
+	}
+	var rules []pipeline.Rule
+	for _, r := range c.Parsers {
+		g, name, _ := strings.Cut(r, "=")
+		rule, err := mk(g, name)
+		if err != nil {
+			return nil, fmt.Errorf("parsers %q: %v", r, err)
+		}
+		rules = append(rules, rule)
+	}
+	def, err := mk("", c.Parser)
+	if err != nil {
+		return nil, fmt.Errorf("parser %q: %v", c.Parser, err)
+	}
+	return append(rules, def), nil
+}
