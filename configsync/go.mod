@@ -30,6 +30,7 @@ require (
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.66.1 // indirect
 	github.com/prometheus/procfs v0.16.1 // indirect
+	github.com/sidecarkit/sidecarkit/integration v0.0.0
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/exp v0.0.0-20260218203240-3dfff04db8fa // indirect
 	golang.org/x/sys v0.48.0 // indirect
@@ -38,3 +39,5 @@ require (
 )
 
 replace github.com/sidecarkit/sidecarkit/shared => ../shared
+
+replace github.com/sidecarkit/sidecarkit/integration => ../integration
