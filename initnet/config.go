@@ -75,9 +75,6 @@ func (c *Config) Check(ipv6 func() bool) (rules.Options, config.Problems) {
 		}
 		raw.IPv6 = b
 	}
-	if c.IPv6 == "auto" && !c.Raw.IPv4 && !raw.IPv6 {
-		raw.IPv6 = true // only IPv6 asked for; let the families check speak if it is wrong
-	}
 	o, rps := raw.Options(rules.DefaultKeys)
 	for _, p := range rps {
 		ps = append(ps, p)

@@ -210,7 +210,7 @@ func Run(ctx context.Context, log *slog.Logger, c *Config, o rules.Options, stdo
 				bs = append(bs, ib)
 			}
 			if len(bs) == 0 {
-				return fmt.Errorf("cleanup: neither nftables (%v) nor iptables (%v) is usable here", nb.Available(), ib.available())
+				return fmt.Errorf("cleanup: no usable backend: %v; %v", nb.Available(), ib.available())
 			}
 		}
 		for _, b := range bs {
@@ -293,5 +293,5 @@ func pick(name string, nb nft.Backend, ib iptBackend) (backend, string, error) {
 	if ierr == nil {
 		return ib, "auto: nf_tables unavailable (" + nerr.Error() + ")", nil
 	}
-	return nil, "", fmt.Errorf("no usable backend: nftables: %v; iptables: %v", nerr, ierr)
+	return nil, "", fmt.Errorf("no usable backend: %v; %v", nerr, ierr)
 }

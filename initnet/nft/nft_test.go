@@ -1,9 +1,12 @@
 package nft_test
 
 import (
+	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sidecarkit/sidecarkit/initnet/internal/netnstest"
 	"github.com/sidecarkit/sidecarkit/initnet/nft"
@@ -97,4 +100,53 @@ func TestApplyMatchesRendered(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestDNSCapture: with --redirect-dns the app's UDP DNS goes to the DNS
+// proxy port; other UDP is untouched.
+func TestDNSCapture(t *testing.T) {
+	netnstest.Run(t, func() {
+		for _, c := range [][]string{
+			{"ip", "link", "set", "lo", "up"},
+			{"ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"},
+			{"ip", "link", "set", "d1", "up"},
+			{"ip", "addr", "add", "192.0.2.2/24", "dev", "d0"},
+			{"ip", "link", "set", "d0", "up"},
+		} {
+			if err := netnstest.Sh(c...); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		o := opts(t, func(r *rules.Raw) { r.IPv6 = false })
+		if err := (nft.Backend{}).Apply(rules.Generate(o)); err != nil {
+			t.Error(err)
+			return
+		}
+		dns, err := net.ListenPacket("udp4", "127.0.0.1:15053")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer dns.Close()
+		for _, port := range []int{53, 54} {
+			c, err := net.Dial("udp4", fmt.Sprintf("192.0.2.53:%d", port))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			c.Write([]byte(fmt.Sprint("query to port ", port)))
+			c.Close()
+		}
+		dns.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 100)
+		n, _, err := dns.ReadFrom(buf)
+		if err != nil || string(buf[:n]) != "query to port 53" {
+			t.Errorf("DNS proxy got %q, %v; want the port-53 query", buf[:n], err)
+		}
+		dns.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if n, _, err := dns.ReadFrom(buf); err == nil {
+			t.Errorf("DNS proxy also got %q (not DNS)", buf[:n])
+		}
+	})
 }

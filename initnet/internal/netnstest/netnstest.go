@@ -4,7 +4,10 @@
 package netnstest
 
 import (
+	"fmt"
+	"os/exec"
 	"runtime"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -32,4 +35,14 @@ func Run(t *testing.T, f func()) {
 	if p := <-done; p != nil {
 		panic(p)
 	}
+}
+
+// Sh runs a command (from inside Run's namespace, when called there) and
+// returns its output in the error when it fails.
+func Sh(args ...string) error {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
 }
