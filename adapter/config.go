@@ -201,7 +201,7 @@ func Validate(l *config.Loader, c *Config) error {
 		}
 		if c.ESIndex == "" {
 			p.Add("es-index", c.ESIndex, "must not be empty")
-		} else if strings.ToLower(c.ESIndex) != c.ESIndex {
+		} else if bare := strings.NewReplacer("%Y", "", "%y", "", "%m", "", "%d", "").Replace(c.ESIndex); strings.ToLower(bare) != bare {
 			p.Add("es-index", c.ESIndex, "index names must be lower case")
 		}
 	case "file":

@@ -6,6 +6,7 @@ require (
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/olivere/elastic/v7 v7.0.32
 	github.com/prometheus/client_golang v1.23.2
+	github.com/sidecarkit/sidecarkit/integration v0.0.0
 	github.com/sidecarkit/sidecarkit/shared v0.0.0
 )
 
@@ -27,3 +28,5 @@ require (
 )
 
 replace github.com/sidecarkit/sidecarkit/shared => ../shared
+
+replace github.com/sidecarkit/sidecarkit/integration => ../integration

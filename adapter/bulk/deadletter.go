@@ -18,6 +18,8 @@ var jsonMarshal = json.Marshal
 //
 // and fsyncs it before the items count as handled.
 func (e *ES) deadLetter(b *Batch, idx []int, res []ItemResult) error {
+	e.deadMu.Lock()
+	defer e.deadMu.Unlock()
 	if e.dead == nil {
 		if e.cfg.DeadLetter == "" {
 			return fmt.Errorf("no dead-letter file configured")

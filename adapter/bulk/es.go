@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -55,16 +56,22 @@ type Metrics struct {
 
 // ES is the Elasticsearch bulk sink.
 type ES struct {
-	cfg     Config
-	client  *elastic.Client
-	log     *slog.Logger
-	m       Metrics
-	rnd     *rand.Rand
-	dead    *os.File
+	cfg    Config
+	client *elastic.Client
+	log    *slog.Logger
+	m      Metrics
+	rnd    *rand.Rand
+	deadMu sync.Mutex
+	dead   *os.File
+	bufs   sync.Pool // *sendBufs: one per concurrent Write
+	hdr    http.Header
+}
+
+// sendBufs are one sender's reusable buffers.
+type sendBufs struct {
 	scratch []byte
 	gz      *gzip.Writer
 	gzbuf   bytes.Buffer
-	hdr     http.Header
 }
 
 // NewES builds the client. It does not contact the server.
@@ -100,8 +107,12 @@ func NewES(cfg Config, log *slog.Logger, m Metrics) (*ES, error) {
 		hdr.Set("Content-Encoding", "gzip")
 	}
 	e := &ES{cfg: cfg, client: client, log: log, m: m, hdr: hdr, rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))}
-	if cfg.Gzip {
-		e.gz, _ = gzip.NewWriterLevel(&e.gzbuf, gzip.BestSpeed)
+	e.bufs.New = func() any {
+		sb := &sendBufs{}
+		if cfg.Gzip {
+			sb.gz, _ = gzip.NewWriterLevel(&sb.gzbuf, gzip.BestSpeed)
+		}
+		return sb
 	}
 	return e, nil
 }
@@ -138,6 +149,8 @@ func httpClient(cfg Config) (*http.Client, error) {
 
 // Close closes the dead-letter file.
 func (e *ES) Close() error {
+	e.deadMu.Lock()
+	defer e.deadMu.Unlock()
 	if e.dead != nil {
 		return e.dead.Close()
 	}
@@ -146,28 +159,31 @@ func (e *ES) Close() error {
 
 // Write sends b and returns once every item is stored or dead-lettered. It
 // only returns an error when ctx ends first (the batch is then not done).
+// It is safe for concurrent use.
 func (e *ES) Write(ctx context.Context, b *Batch) error {
 	idx := make([]int, len(b.Items))
 	for i := range idx {
 		idx[i] = i
 	}
-	return e.send(ctx, b, idx)
+	sb := e.bufs.Get().(*sendBufs)
+	defer e.bufs.Put(sb)
+	return e.send(ctx, sb, b, idx)
 }
 
 // send delivers the items idx of b, retrying until each is done or dead.
-func (e *ES) send(ctx context.Context, b *Batch, idx []int) error {
+func (e *ES) send(ctx context.Context, sb *sendBufs, b *Batch, idx []int) error {
 	bo := backoff.Backoff{Policy: e.cfg.Backoff}
 	for len(idx) > 0 {
 		body := b.Buf
 		if len(idx) != len(b.Items) {
-			e.scratch = e.scratch[:0]
+			sb.scratch = sb.scratch[:0]
 			for _, i := range idx {
 				it := b.Items[i]
-				e.scratch = append(e.scratch, b.Buf[it.Start:it.End]...)
+				sb.scratch = append(sb.scratch, b.Buf[it.Start:it.End]...)
 			}
-			body = e.scratch
+			body = sb.scratch
 		}
-		status, resp, err := e.post(ctx, body)
+		status, resp, err := e.post(ctx, sb, body)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -213,10 +229,10 @@ func (e *ES) send(ctx context.Context, b *Batch, idx []int) error {
 			e.reqError("split_" + strconv.Itoa(status))
 			h := len(idx) / 2
 			first, second := append([]int(nil), idx[:h]...), append([]int(nil), idx[h:]...)
-			if err := e.send(ctx, b, first); err != nil {
+			if err := e.send(ctx, sb, b, first); err != nil {
 				return err
 			}
-			if err := e.send(ctx, b, second); err != nil {
+			if err := e.send(ctx, sb, b, second); err != nil {
 				return err
 			}
 			return nil
@@ -253,13 +269,13 @@ func (e *ES) send(ctx context.Context, b *Batch, idx []int) error {
 }
 
 // post sends one bulk body; status is the HTTP status (0 on network errors).
-func (e *ES) post(ctx context.Context, body []byte) (status int, resp []byte, err error) {
-	if e.gz != nil {
-		e.gzbuf.Reset()
-		e.gz.Reset(&e.gzbuf)
-		e.gz.Write(body)
-		e.gz.Close()
-		body = e.gzbuf.Bytes()
+func (e *ES) post(ctx context.Context, sb *sendBufs, body []byte) (status int, resp []byte, err error) {
+	if sb.gz != nil {
+		sb.gzbuf.Reset()
+		sb.gz.Reset(&sb.gzbuf)
+		sb.gz.Write(body)
+		sb.gz.Close()
+		body = sb.gzbuf.Bytes()
 	}
 	if e.m.Requests != nil {
 		e.m.Requests.Inc()

@@ -88,6 +88,7 @@ type File struct {
 	growth    time.Time // last time data was read
 	waitSince time.Time // copy of another live file: waiting
 	startOff  int64     // where reading started (a copy may still be shorter)
+	lastTry   time.Time // last attempt to settle the identity
 	long      []byte    // head of an overlong line being skipped
 	longStart int64
 	skipping  bool
@@ -581,7 +582,16 @@ func (t *Tailer) readAll(ctx context.Context, stop <-chan struct{}) (progress bo
 	for i := 0; i < len(t.order); i++ {
 		f := t.order[i]
 		if !f.fpReady {
-			continue
+			// a new or truncated file whose first line is not complete yet
+			if now.Sub(f.lastTry) >= t.cfg.PollInterval {
+				f.lastTry = now
+				if err := t.settle(f, now); err != nil {
+					return progress, err
+				}
+			}
+			if !f.fpReady {
+				continue
+			}
 		}
 		n, err := t.read(f, 4*t.cfg.ReadBufferBytes)
 		if err != nil {
@@ -590,6 +600,12 @@ func (t *Tailer) readAll(ctx context.Context, stop <-chan struct{}) (progress bo
 		if n > 0 {
 			progress = true
 			f.growth = now
+		} else if st, err := f.fd.Stat(); err == nil && st.Size() < f.readOff && f.readOff > f.startOff {
+			// shrank under us (copytruncate): do not wait for the next scan
+			f.size = st.Size()
+			if err := t.truncate(f, now); err != nil {
+				return progress, err
+			}
 		} else if f.gone && now.Sub(f.growth) >= t.cfg.RotateWait {
 			if err := t.drainGone(f); err != nil {
 				return progress, err
