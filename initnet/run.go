@@ -110,9 +110,6 @@ func Main(ctx context.Context, e Env) int {
 	log, _ := logging.New(logOut, c.LogFormat, c.LogLevel, "initnet")
 	if err := Run(ctx, log, &c, o, e.Stdout); err != nil {
 		log.Error("failed", "err", err)
-		if errors.Is(err, errConfig) {
-			return ExitConfig
-		}
 		return ExitRuntime
 	}
 	return ExitOK
@@ -133,8 +130,6 @@ func flagNames(l *config.Loader) func(string) bool {
 	}
 	return func(n string) bool { return names[n] }
 }
-
-var errConfig = errors.New("configuration error")
 
 // IPv6Enabled reports whether IPv6 is enabled in this network namespace.
 func IPv6Enabled() bool {

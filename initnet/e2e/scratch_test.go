@@ -36,6 +36,21 @@ func TestFromScratchImage(t *testing.T) {
 		t.Fatalf("initnet in a FROM-scratch container: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+	// As the compose pod runs it: every capability dropped but NET_ADMIN and
+	// NET_RAW, read-only root, no-new-privileges. Applying works; the probe
+	// cannot act as the proxy's UID and says so.
+	hardened := []string{"run", "--rm", "--network", "none", "--cap-drop", "ALL", "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
+		"--read-only", "--security-opt", "no-new-privileges:true", "--user", "0:0", tag, "--log-format", "text",
+		"--istio-inbound-ports=8080", "--istio-local-outbound-ports-exclude=8200,8500,9428"}
+	out, err = exec.Command("docker", hardened...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "rules installed") {
+		t.Fatalf("initnet with only NET_ADMIN+NET_RAW: %v\n%s", err, out)
+	}
+	out, err = exec.Command("docker", append(hardened, "--validate")...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "needs CAP_SETUID") {
+		t.Fatalf("--validate without CAP_SETUID: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
 	// Without NET_ADMIN it must fail clearly, not pretend.
 	out, err = exec.Command("docker", "run", "--rm", "--network", "none", "--cap-drop", "NET_ADMIN", tag, "--log-format", "text").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "no usable backend") {

@@ -88,17 +88,31 @@ func (b Backend) restore(f rules.Family, input string) error {
 	return nil
 }
 
-// Apply makes each family's nat table hold sets' rules in initnet's chains;
-// a family not in sets is cleaned of initnet's chains only if its tools
-// exist.
+// Apply makes each family's nat table hold sets' rules in initnet's chains.
+// A family not in sets loses initnet's chains from an earlier run, when its
+// tools can read it (a host without IPv6 tables is left alone).
 func (b Backend) Apply(sets []rules.RuleSet) error {
+	have := map[rules.Family]bool{}
 	for _, rs := range sets {
+		have[rs.Family] = true
 		save, err := b.Save(rs.Family)
 		if err != nil {
 			return err
 		}
 		if err := b.restore(rs.Family, rules.PlanIptablesApply(rs, save, false)); err != nil {
 			return err
+		}
+	}
+	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+		if have[f] {
+			continue
+		}
+		if save, err := b.Save(f); err == nil {
+			if plan := rules.PlanIptablesCleanup(save); plan != "" {
+				if err := b.restore(f, plan); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil

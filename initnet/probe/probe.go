@@ -171,7 +171,15 @@ func socketAs(uid, gid uint32, v6 bool) (int, error) {
 	}
 	oldGID, _, _ := unix.RawSyscall(unix.SYS_SETFSGID, uintptr(gid), 0, 0)
 	oldUID, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, uintptr(uid), 0, 0)
-	fd, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	// setfsuid/setfsgid never fail loudly: read back what took effect.
+	nowUID, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, ^uintptr(0), 0, 0)
+	nowGID, _, _ := unix.RawSyscall(unix.SYS_SETFSGID, ^uintptr(0), 0, 0)
+	fd, err := -1, error(nil)
+	if nowUID == uintptr(uid) && nowGID == uintptr(gid) {
+		fd, err = unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	} else {
+		err = fmt.Errorf("cannot act as uid %d gid %d (needs CAP_SETUID and CAP_SETGID)", uid, gid)
+	}
 	unix.RawSyscall(unix.SYS_SETFSUID, oldUID, 0, 0)
 	unix.RawSyscall(unix.SYS_SETFSGID, oldGID, 0, 0)
 	// Only give the thread back if both ids are restored.

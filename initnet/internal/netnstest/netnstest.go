@@ -19,7 +19,7 @@ import (
 // starts (exec.Command) inherit it. The thread is never returned to the Go
 // scheduler, so the namespace dies with it. Needs root: calls
 // testenv.RequireRoot (fails in CI, skips elsewhere).
-func Run(t *testing.T, f func()) {
+func Run(t testing.TB, f func()) {
 	t.Helper()
 	testenv.RequireRoot(t)
 	done := make(chan any, 1)
