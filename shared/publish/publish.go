@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Options says how published files look.
@@ -25,6 +26,10 @@ type Options struct {
 	UID     int         // owner; -1 (or 0 with GID 0 and Chown false) leaves it
 	GID     int
 	Chown   bool // apply UID/GID
+	// Retain keeps superseded tree versions this long after they were
+	// written, so a reader that resolved the link a moment ago still finds its
+	// files; 0 means 30s. The newest superseded version is always kept.
+	Retain time.Duration
 }
 
 func (o Options) mode() fs.FileMode {
@@ -109,15 +114,12 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Keep is how many superseded tree versions stay on disk, so a reader that
-// resolved the old link a moment ago still finds its files.
-const Keep = 1
-
 // Tree publishes files (relative slash paths → content) as the directory that
 // the symlink link points to. The version directory lives beside the link in
 // ".<link name>.versions/<content hash>"; the link is relative so the volume
 // can be mounted anywhere. It reports changed=false when link already points
-// at identical content. The previous version is kept (Keep), older ones removed.
+// at identical content. Superseded versions are removed once older than o.Retain (the newest
+// superseded one is always kept).
 func Tree(link string, files map[string][]byte, o Options) (changed bool, err error) {
 	names := make([]string, 0, len(files))
 	for name := range files {
@@ -148,29 +150,14 @@ func Tree(link string, files map[string][]byte, o Options) (changed bool, err er
 	if err := os.MkdirAll(versions, 0o755); err != nil {
 		return false, fmt.Errorf("publish tree %s: %w", link, err)
 	}
-	staging, err := os.MkdirTemp(versions, ".staging-")
-	if err != nil {
-		return false, fmt.Errorf("publish tree %s: %w", link, err)
-	}
-	defer os.RemoveAll(staging) // no-op once renamed
-	for _, n := range names {
-		dst := filepath.Join(staging, filepath.FromSlash(n))
-		if err := os.MkdirAll(filepath.Dir(dst), o.dirMode()); err != nil {
-			return false, fmt.Errorf("publish tree %s: %w", link, err)
-		}
-		if err := writeFileSync(filepath.Dir(dst), filepath.Base(dst), files[n], o); err != nil {
-			return false, fmt.Errorf("publish tree %s: %s: %w", link, n, err)
-		}
-	}
-	if err := os.Chmod(staging, o.dirMode()); err != nil {
-		return false, fmt.Errorf("publish tree %s: %w", link, err)
-	}
 	final := filepath.Join(parent, target)
-	os.RemoveAll(final) // a half-written leftover of a crash
-	if err := os.Rename(staging, final); err != nil {
-		return false, fmt.Errorf("publish tree %s: %w", link, err)
-	}
-	if err := syncDir(versions); err != nil {
+	// A version directory only ever appears by an atomic rename of a complete
+	// staging directory, so one that exists is complete: reuse it (a reader
+	// may be inside it) and refresh its time so pruning keeps it.
+	if _, err := os.Stat(final); err == nil {
+		now := time.Now()
+		os.Chtimes(final, now, now)
+	} else if err := writeVersion(versions, final, names, files, o); err != nil {
 		return false, fmt.Errorf("publish tree %s: %w", link, err)
 	}
 	// Swap: a temp link renamed over the old one is atomic.
@@ -186,13 +173,42 @@ func Tree(link string, files map[string][]byte, o Options) (changed bool, err er
 	if err := syncDir(parent); err != nil {
 		return false, fmt.Errorf("publish tree %s: %w", link, err)
 	}
-	prune(versions, version)
+	prune(versions, version, o.Retain)
 	return true, nil
 }
 
-// prune removes version directories other than current and the Keep most
-// recently modified others.
-func prune(versions, current string) {
+// writeVersion writes the files into a staging directory and renames it to final.
+func writeVersion(versions, final string, names []string, files map[string][]byte, o Options) error {
+	staging, err := os.MkdirTemp(versions, ".staging-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(staging) // no-op once renamed
+	for _, n := range names {
+		dst := filepath.Join(staging, filepath.FromSlash(n))
+		if err := os.MkdirAll(filepath.Dir(dst), o.dirMode()); err != nil {
+			return err
+		}
+		if err := writeFileSync(filepath.Dir(dst), filepath.Base(dst), files[n], o); err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+	}
+	if err := os.Chmod(staging, o.dirMode()); err != nil {
+		return err
+	}
+	if err := os.Rename(staging, final); err != nil {
+		return err
+	}
+	return syncDir(versions)
+}
+
+// prune removes version directories other than current that are older than
+// retain, always keeping the newest superseded one.
+func prune(versions, current string, retain time.Duration) {
+	if retain <= 0 {
+		retain = 30 * time.Second
+	}
+	cutoff := time.Now().Add(-retain).UnixNano()
 	entries, err := os.ReadDir(versions)
 	if err != nil {
 		return
@@ -203,7 +219,13 @@ func prune(versions, current string) {
 	}
 	var old []v
 	for _, e := range entries {
-		if e.Name() == current || strings.HasPrefix(e.Name(), ".staging-") {
+		if e.Name() == current {
+			continue
+		}
+		if strings.HasPrefix(e.Name(), ".staging-") { // a crash's leftover, or a concurrent writer's
+			if info, err := e.Info(); err == nil && info.ModTime().UnixNano() < cutoff {
+				os.RemoveAll(filepath.Join(versions, e.Name()))
+			}
 			continue
 		}
 		if info, err := e.Info(); err == nil {
@@ -212,7 +234,7 @@ func prune(versions, current string) {
 	}
 	sort.Slice(old, func(i, j int) bool { return old[i].mod > old[j].mod })
 	for i, o := range old {
-		if i >= Keep {
+		if i >= 1 && o.mod < cutoff {
 			os.RemoveAll(filepath.Join(versions, o.name))
 		}
 	}
