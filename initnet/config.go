@@ -30,7 +30,7 @@ type Config struct {
 // ExpandAliases before parsing.
 func (c *Config) Bind(l *config.Loader) {
 	r := &c.Raw
-	k := rules.DefaultKeys
+	k := rules.DefaultKeys()
 	l.Int(&r.OutboundPort, k.OutboundPort, 15001, "the proxy's outbound port: the app's outbound TCP is redirected here (-p)")
 	l.Int(&r.InboundPort, k.InboundPort, 15006, "the proxy's inbound port: captured inbound TCP is redirected here (-z)")
 	l.String(&r.ProxyUID, k.ProxyUID, "1337", "UID of the proxy: its traffic is never captured (-u)")
@@ -75,7 +75,7 @@ func (c *Config) Check(ipv6 func() bool) (rules.Options, config.Problems) {
 		}
 		raw.IPv6 = b
 	}
-	o, rps := raw.Options(rules.DefaultKeys)
+	o, rps := raw.Options(rules.DefaultKeys())
 	for _, p := range rps {
 		ps = append(ps, p)
 	}
@@ -106,11 +106,11 @@ func (c *Config) Check(ipv6 func() bool) (rules.Options, config.Problems) {
 			ps.Add("validate", true, "the probe uses IPv4 (127.0.0.6); enable --ipv4")
 		}
 		if !o.InboundAll && len(o.InboundPorts) == 0 {
-			ps.Add("validate", true, "the probe proves the inbound redirect; %s captures nothing", rules.DefaultKeys.InboundPorts)
+			ps.Add("validate", true, "the probe proves the inbound redirect; %s captures nothing", rules.DefaultKeys().InboundPorts)
 		}
 		for _, p := range o.OutboundExcludePorts {
 			if int(p) == c.ProbePort {
-				ps.Add("iptables-probe-port", c.ProbePort, "is in %s, so the probe would never be captured", rules.DefaultKeys.OutboundExcludePort)
+				ps.Add("iptables-probe-port", c.ProbePort, "is in %s, so the probe would never be captured", rules.DefaultKeys().OutboundExcludePort)
 			}
 		}
 	}

@@ -3,6 +3,8 @@ package initnet
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -110,5 +112,26 @@ func TestDryRun(t *testing.T) {
 	code, out, _ = run(t, []string{"INITNET_BACKEND=iptables"}, "--dry-run", "-b", "8080")
 	if code != 0 || !strings.Contains(out, "-A SIDECARKIT_INBOUND -p tcp -m tcp --dport 8080 -j SIDECARKIT_IN_REDIRECT") || !strings.Contains(out, "# sidecarkit initnet: ipv6 nat rules") {
 		t.Errorf("iptables dry run (exit %d):\n%s", code, out)
+	}
+}
+
+func TestYAMLConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("istio-inbound-ports: [8080, 9090]\nistio-service-exclude-cidr: [10.96.0.0/12, 'fd00::/8']\nbackend: iptables\nipv6: false\n"), 0o644)
+	code, out, stderr := run(t, nil, "--config", good, "--dry-run", "-b", "7070")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	// The flag wins over the file; the file's other keys apply.
+	if !strings.Contains(out, "--dport 7070 -j SIDECARKIT_IN_REDIRECT") || strings.Contains(out, "--dport 8080") ||
+		!strings.Contains(out, "-d 10.96.0.0/12 -j RETURN") || strings.Contains(out, "ipv6") {
+		t.Errorf("dry run from YAML:\n%s", out)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("istio-inbound-port: 8080\nenvoy-port: lots\n"), 0o644)
+	code, _, stderr = run(t, nil, "validate", "--config", bad)
+	if code != ExitConfig || !strings.Contains(stderr, `key "istio-inbound-port": unknown key`) || !strings.Contains(stderr, `key "envoy-port": not a whole number`) {
+		t.Errorf("bad YAML: exit %d\n%s", code, stderr)
 	}
 }

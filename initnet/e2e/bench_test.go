@@ -21,7 +21,7 @@ type applier interface {
 func BenchmarkApply(b *testing.B) {
 	raw := rules.Raw{OutboundPort: 15001, InboundPort: 15006, ProxyUID: "1337", ProxyGID: "1337",
 		InboundPorts: []string{"*"}, ProxyPorts: []string{"15000,15090"}, OutboundCIDRs: []string{"*"}, IPv4: true, IPv6: true}
-	o, ps := raw.Options(rules.DefaultKeys)
+	o, ps := raw.Options(rules.DefaultKeys())
 	if len(ps) > 0 {
 		b.Fatal(ps)
 	}

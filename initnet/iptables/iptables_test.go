@@ -17,7 +17,7 @@ func options(t *testing.T) rules.Options {
 		InboundPorts: []string{"*"}, InboundExclude: []string{"8081"}, ProxyPorts: []string{"15000,15090"},
 		OutboundCIDRs: []string{"*"}, OutboundExclude: []string{"10.9.0.0/16", "fd00:9::/64"}, OutboundExcludePort: []string{"5432"},
 		ExcludeInterfaces: []string{"eth9"}, IPv4: true, IPv6: true, DNS: true}
-	o, ps := r.Options(rules.DefaultKeys)
+	o, ps := r.Options(rules.DefaultKeys())
 	if len(ps) > 0 {
 		t.Fatal(ps)
 	}

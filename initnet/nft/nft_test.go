@@ -22,16 +22,14 @@ func opts(t *testing.T, mut func(*rules.Raw)) rules.Options {
 	if mut != nil {
 		mut(&r)
 	}
-	o, ps := r.Options(rules.DefaultKeys)
+	o, ps := r.Options(rules.DefaultKeys())
 	if len(ps) > 0 {
 		t.Fatal(ps)
 	}
 	return o
 }
 
-var nftCLI = "nft"
-
-func nftList(t *testing.T, args ...string) string {
+func nftList(t *testing.T, nftCLI string, args ...string) string {
 	out, err := exec.Command(nftCLI, append([]string{"list"}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Errorf("nft list %v: %v: %s", args, err, out)
@@ -44,7 +42,7 @@ func nftList(t *testing.T, args ...string) string {
 // rules.RenderNft renders (the dry-run output), that a second apply changes
 // nothing and that cleanup restores the ruleset as it was.
 func TestApplyMatchesRendered(t *testing.T) {
-	nftCLI = testenv.Tool(t, "nft", "nftables") // only to read the ruleset back
+	nftCLI := testenv.Tool(t, "nft", "nftables") // only to read the ruleset back
 	cases := map[string]rules.Options{
 		"full": opts(t, nil),
 		"ports-ipv4": opts(t, func(r *rules.Raw) {
@@ -66,7 +64,7 @@ func TestApplyMatchesRendered(t *testing.T) {
 					t.Errorf("seed ruleset: %v: %s", err, out)
 					return
 				}
-				before := nftList(t, "ruleset")
+				before := nftList(t, nftCLI, "ruleset")
 				b := nft.Backend{}
 				sets := rules.Generate(o)
 				for i := 0; i < 2; i++ {
@@ -75,7 +73,7 @@ func TestApplyMatchesRendered(t *testing.T) {
 						return
 					}
 					for _, rs := range sets {
-						got := nftList(t, "table", rules.NftFamily(rs.Family), rules.TableName)
+						got := nftList(t, nftCLI, "table", rules.NftFamily(rs.Family), rules.TableName)
 						if want := rules.RenderNftTable(rs, false); got != want {
 							t.Errorf("apply #%d %s: kernel holds\n%s\nrendered\n%s", i+1, rs.Family, got, want)
 						}
@@ -88,7 +86,7 @@ func TestApplyMatchesRendered(t *testing.T) {
 				if err != nil || !removed {
 					t.Errorf("cleanup: %v, %v", removed, err)
 				}
-				if after := nftList(t, "ruleset"); after != before {
+				if after := nftList(t, nftCLI, "ruleset"); after != before {
 					t.Errorf("cleanup left\n%s\nwant\n%s", after, before)
 				}
 				if removed, err := b.Cleanup(); removed || err != nil {

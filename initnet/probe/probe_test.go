@@ -28,7 +28,7 @@ func TestProbe(t *testing.T) {
 			t.Errorf("probe without rules: %v, want a 'not redirected' error", err)
 		}
 		raw := rules.Raw{OutboundPort: 15001, InboundPort: 15006, ProxyUID: "1337", ProxyGID: "1337", InboundPorts: []string{"*"}, OutboundCIDRs: []string{"*"}, IPv4: true}
-		o, ps := raw.Options(rules.DefaultKeys)
+		o, ps := raw.Options(rules.DefaultKeys())
 		if len(ps) > 0 {
 			t.Error(ps)
 			return

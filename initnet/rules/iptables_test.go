@@ -27,7 +27,7 @@ COMMIT
 func ruleSet(t *testing.T) RuleSet {
 	r := base()
 	r.IPv6 = false
-	o, ps := r.Options(DefaultKeys)
+	o, ps := r.Options(DefaultKeys())
 	if len(ps) > 0 {
 		t.Fatal(ps)
 	}

@@ -61,14 +61,16 @@ type Keys struct {
 	OutboundPorts, OutboundExcludePort, ExcludeInterfaces, Families string
 }
 
-// DefaultKeys are the flag names initnet uses.
-var DefaultKeys = Keys{
-	OutboundPort: "envoy-port", InboundPort: "inbound-capture-port", DNSPort: "dns-port",
-	ProxyUID: "proxy-uid", ProxyGID: "proxy-gid", InterceptionMode: "istio-inbound-interception-mode",
-	InboundPorts: "istio-inbound-ports", InboundExclude: "istio-local-exclude-ports",
-	ProxyPorts: "proxy-ports", OutboundCIDRs: "istio-service-cidr", OutboundExclude: "istio-service-exclude-cidr",
-	OutboundPorts: "istio-outbound-ports", OutboundExcludePort: "istio-local-outbound-ports-exclude",
-	ExcludeInterfaces: "istio-exclude-interfaces", Families: "ipv4/ipv6",
+// DefaultKeys returns the flag names initnet uses.
+func DefaultKeys() Keys {
+	return Keys{
+		OutboundPort: "envoy-port", InboundPort: "inbound-capture-port", DNSPort: "dns-port",
+		ProxyUID: "proxy-uid", ProxyGID: "proxy-gid", InterceptionMode: "istio-inbound-interception-mode",
+		InboundPorts: "istio-inbound-ports", InboundExclude: "istio-local-exclude-ports",
+		ProxyPorts: "proxy-ports", OutboundCIDRs: "istio-service-cidr", OutboundExclude: "istio-service-exclude-cidr",
+		OutboundPorts: "istio-outbound-ports", OutboundExcludePort: "istio-local-outbound-ports-exclude",
+		ExcludeInterfaces: "istio-exclude-interfaces", Families: "ipv4/ipv6",
+	}
 }
 
 // Problem is one thing wrong with the options, naming the key and the value.

@@ -49,7 +49,7 @@ func TestGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := base()
 			mut(&r)
-			o, ps := r.Options(DefaultKeys)
+			o, ps := r.Options(DefaultKeys())
 			if len(ps) > 0 {
 				t.Fatalf("options: %v", ps)
 			}
@@ -83,7 +83,7 @@ func TestLoopBreakersAlwaysPresent(t *testing.T) {
 	for name, mut := range goldenCases() {
 		r := base()
 		mut(&r)
-		o, _ := r.Options(DefaultKeys)
+		o, _ := r.Options(DefaultKeys())
 		for _, rs := range Generate(o) {
 			txt := RenderIptables(rs)
 			pass := "127.0.0.6/32"
@@ -129,7 +129,7 @@ func TestValidationNamesEveryProblem(t *testing.T) {
 	r.ExcludeInterfaces = []string{"eth0", "this-name-is-too-long"}
 	r.OutboundPorts = []string{"443"}
 	r.OutboundExcludePort = []string{"443"}
-	_, ps := r.Options(DefaultKeys)
+	_, ps := r.Options(DefaultKeys())
 	var all []string
 	for _, p := range ps {
 		all = append(all, p.Error())
@@ -158,7 +158,7 @@ func TestInboundConflicts(t *testing.T) {
 	r := base()
 	r.InboundPorts = []string{"8080", "15000"}
 	r.InboundExclude = []string{"8080"}
-	_, ps := r.Options(DefaultKeys)
+	_, ps := r.Options(DefaultKeys())
 	if len(ps) != 2 || !strings.Contains(ps[0].Error()+ps[1].Error(), "proxy port") {
 		t.Errorf("want both conflicts reported, got %v", ps)
 	}
@@ -166,7 +166,7 @@ func TestInboundConflicts(t *testing.T) {
 	r.IPv4, r.IPv6 = false, false
 	r.ProxyUID = "0"
 	r.InboundPort = 15001
-	_, ps = r.Options(DefaultKeys)
+	_, ps = r.Options(DefaultKeys())
 	if len(ps) != 3 {
 		t.Errorf("want 3 problems (family, uid 0, same ports), got %v", ps)
 	}
