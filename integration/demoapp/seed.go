@@ -47,7 +47,7 @@ func (l listFlag) Set(s string) error {
 func seedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c seedConfig
 	fs := newFlags("seed", stderr)
-	fs.StringVar(&c.vaultAddr, "vault-addr", "http://vault:8200", "Vault address")
+	fs.StringVar(&c.vaultAddr, "vault-addr", "http://vault:8200", "Vault address (empty: do not seed Vault)")
 	fs.StringVar(&c.vaultToken, "vault-token", "root", "Vault token allowed to seed (the dev root token)")
 	fs.StringVar(&c.secretPath, "secret-path", "secret/demoapp", "KV v2 secret (mount/path) the app reads")
 	fs.StringVar(&c.username, "username", "demoapp", "DB username stored in the secret")
@@ -78,23 +78,17 @@ type seeder struct {
 
 func (s *seeder) run(ctx context.Context) error {
 	c := s.c
-	waits := append([]string{c.vaultAddr + "/v1/sys/health", c.consulAddr + "/v1/status/leader"}, c.waitURLs...)
+	waits := append([]string{c.consulAddr + "/v1/status/leader"}, c.waitURLs...)
+	if c.vaultAddr != "" {
+		waits = append(waits, c.vaultAddr+"/v1/sys/health")
+	}
 	for _, u := range waits {
 		if err := s.waitFor(ctx, u); err != nil {
 			return err
 		}
 	}
-	mount, path, ok := strings.Cut(c.secretPath, "/")
-	if !ok {
-		return fmt.Errorf("--secret-path %q: want mount/path", c.secretPath)
-	}
-	if err := s.vault(ctx, "POST", "/v1/"+mount+"/data/"+path, map[string]any{
-		"data": map[string]string{"username": c.username, "password": c.password}}, nil); err != nil {
-		return err
-	}
-	fmt.Fprintf(s.out, "seed: vault: wrote %s (username, password)\n", c.secretPath)
-	if c.approleDir != "" {
-		if err := s.approle(ctx, mount, path); err != nil {
+	if c.vaultAddr != "" {
+		if err := s.seedVault(ctx); err != nil {
 			return err
 		}
 	}
@@ -109,6 +103,23 @@ func (s *seeder) run(ctx context.Context) error {
 		fmt.Fprintf(s.out, "seed: consul: %s/%s = %q\n", c.consulPrefix, k, v)
 	}
 	fmt.Fprintln(s.out, "seed: done")
+	return nil
+}
+
+func (s *seeder) seedVault(ctx context.Context) error {
+	c := s.c
+	mount, path, ok := strings.Cut(c.secretPath, "/")
+	if !ok {
+		return fmt.Errorf("--secret-path %q: want mount/path", c.secretPath)
+	}
+	if err := s.vault(ctx, "POST", "/v1/"+mount+"/data/"+path, map[string]any{
+		"data": map[string]string{"username": c.username, "password": c.password}}, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "seed: vault: wrote %s (username, password)\n", c.secretPath)
+	if c.approleDir != "" {
+		return s.approle(ctx, mount, path)
+	}
 	return nil
 }
 
