@@ -250,7 +250,7 @@ func stopProxy(t *testing.T, cmd *exec.Cmd) {
 // and the build).
 func TestCaptureWithRealProxy(t *testing.T) {
 	testenv.RequireRoot(t)
-	for _, tool := range [][2]string{{"ip", "iproute2"}, {"nft", "nftables"}, {"setpriv", "util-linux"}, {"iptables-restore", "iptables"}, {"ip6tables-restore", "iptables"}} {
+	for _, tool := range [][2]string{{"ip", "iproute2"}, {"nft", "nftables"}, {"setpriv", "util-linux"}, {"curl", "curl"}, {"iptables-restore", "iptables"}, {"ip6tables-restore", "iptables"}} {
 		testenv.Tool(t, tool[0], tool[1])
 	}
 	bins := build(t)
@@ -303,8 +303,19 @@ func capture(t *testing.T, bins binaries, backend string) {
 	serve(t, p.pod, appProbePort)
 	serve(t, p.out, outPort)
 	serve(t, p.out, outExcludePort)
-	proxy, logs := startProxy(t, p, bins.proxy)
 	outside, app := client(p.out), client(p.pod)
+
+	// Before the proxy is up (the CrashLoopBackOff incident): the excluded
+	// probe port already reaches the app; a captured port does not.
+	if s := get(t, outside, fmt.Sprintf("http://%s:%d/early-probe", podV4, appProbePort)); s.Path != "/early-probe" {
+		t.Errorf("probe port before the proxy started: %+v", s)
+	}
+	if resp, err := outside.Get(fmt.Sprintf("http://%s:%d/early", podV4, appPort)); err == nil {
+		resp.Body.Close()
+		t.Errorf("captured port answered before the proxy started: %s", resp.Status)
+	}
+
+	proxy, logs := startProxy(t, p, bins.proxy)
 
 	for _, fam := range []struct{ name, pod, out, excluded string }{
 		{"v4", podV4, outV4, excludedV4},
@@ -336,6 +347,13 @@ func capture(t *testing.T, bins binaries, backend string) {
 		if s = get(t, app, fmt.Sprintf("http://%s:%d%s-port", fam.out, outExcludePort, tag)); s.Via != "" {
 			t.Errorf("%s excluded outbound port went through the proxy: %+v", fam.name, s)
 		}
+		// The proxy's UID calling the pod's own IP goes to the inbound
+		// listener (and on to the app from 127.0.0.6), not out of the pod.
+		out, code := p.exec("setpriv", fmt.Sprintf("--reuid=%d", proxyUID), fmt.Sprintf("--regid=%d", proxyUID), "--clear-groups",
+			"curl", "-sS", "--max-time", "10", fmt.Sprintf("http://%s:%d%s-proxyself", fam.pod, appPort, tag))
+		if code != 0 || json.Unmarshal([]byte(out), &s) != nil || !strings.HasPrefix(s.Remote, "127.0.0.6:") {
+			t.Errorf("%s proxy UID → own pod IP: exit %d %s, want it via the inbound listener", fam.name, code, out)
+		}
 		// The app calling its own pod IP is not captured.
 		if s = get(t, app, fmt.Sprintf("http://%s:%d%s-self", fam.pod, appPort, tag)); s.Via != "" || strings.HasPrefix(s.Remote, "127.0.0.6:") {
 			t.Errorf("%s app → own pod IP went through the proxy: %+v", fam.name, s)
@@ -348,7 +366,7 @@ func capture(t *testing.T, bins binaries, backend string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for _, fam := range []string{"v4", "v6"} {
 		tag := "/" + backend + "-" + fam
-		for suffix, want := range map[string]int{"-in": 1, "-out": 1, "-probe": 0, "-cidr": 0, "-port": 0, "-self": 0} {
+		for suffix, want := range map[string]int{"-in": 1, "-out": 1, "-proxyself": 1, "-probe": 0, "-cidr": 0, "-port": 0, "-self": 0} {
 			n := len(accessLines(logs.String(), tag+suffix))
 			for n < want && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
