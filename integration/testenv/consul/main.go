@@ -1,15 +1,20 @@
-// Command consul is Consul's own CLI (the root main of hashicorp/consul), built
-// here from the Go module proxy so tests run against a real Consul agent.
+// Command consul is Consul's own CLI (the root main of hashicorp/consul
+// v1.21.0), built here from the Go module proxy so tests run against a real
+// Consul agent.
 package main
 
 import (
 	"fmt"
+	"io"
+	"log"
 	"os"
+
+	mcli "github.com/mitchellh/cli"
 
 	"github.com/hashicorp/consul/command"
 	"github.com/hashicorp/consul/command/cli"
 	"github.com/hashicorp/consul/command/version"
-	mcli "github.com/mitchellh/cli"
+	_ "github.com/hashicorp/consul/service_os"
 )
 
 func main() {
@@ -17,21 +22,24 @@ func main() {
 }
 
 func realMain() int {
-	ui := &cli.BasicUI{BasicUi: mcli.BasicUi{Reader: os.Stdin, Writer: os.Stdout, ErrorWriter: os.Stderr}}
+	log.SetOutput(io.Discard)
+	ui := &cli.BasicUI{BasicUi: mcli.BasicUi{Writer: os.Stdout, ErrorWriter: os.Stderr}}
 	cmds := command.RegisteredCommands(ui)
 	var names []string
 	for c := range cmds {
 		names = append(names, c)
 	}
 	c := &mcli.CLI{
-		Name:         "consul",
-		Version:      version.New(ui).Version(),
 		Args:         os.Args[1:],
 		Commands:     cmds,
 		Autocomplete: true,
+		Name:         "consul",
 		HelpFunc:     mcli.FilteredHelpFunc(names, mcli.BasicHelpFunc("consul")),
 		HelpWriter:   os.Stdout,
 		ErrorWriter:  os.Stderr,
+	}
+	if c.IsVersion() {
+		return version.New(ui).Run(nil)
 	}
 	exit, err := c.Run()
 	if err != nil {
