@@ -1,6 +1,6 @@
 # sidecarkit — see README.md. Targets follow CONTRACT.md.
 SHELL := /bin/bash
-MODULES := shared proxy initnet ambassador adapter configsync integration
+MODULES := shared proxy initnet ambassador adapter configsync integration manifests
 HELPERS := proxy initnet ambassador adapter configsync
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
