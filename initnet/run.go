@@ -170,55 +170,75 @@ func Run(ctx context.Context, log *slog.Logger, c *Config, o rules.Options, stdo
 	sets := rules.Generate(o)
 	nb := nft.Backend{}
 	ib := iptBackend{Backend: iptables.Backend{Restore4: c.Restore4, Save4: save(c.Restore4), Restore6: c.Restore6, Save6: save(c.Restore6)}, fams: families(o)}
+	switch {
+	case c.DryRun:
+		return dryRun(c.Backend, ib, o, sets, stdout)
+	case c.Cleanup:
+		return cleanup(log, c.Backend, nb, ib)
+	}
+	if err := apply(log, c.Backend, nb, ib, o, sets); err != nil {
+		return err
+	}
+	if c.Validate {
+		return validate(ctx, log, c, o)
+	}
+	return nil
+}
 
-	if c.DryRun {
-		name := c.Backend
-		if name == "auto" {
-			name = "nftables"
-			if ok, err := ib.Installed(); err == nil && ok {
-				name = "iptables" // apply would keep using the iptables rules already there
-			}
+// dryRun prints what apply would install, in the backend's own syntax.
+func dryRun(name string, ib iptBackend, o rules.Options, sets []rules.RuleSet, stdout io.Writer) error {
+	if name == "auto" {
+		name = "nftables"
+		if ok, err := ib.Installed(); err == nil && ok {
+			name = "iptables" // apply would keep using the iptables rules already there
 		}
-		if name == "iptables" {
-			for _, rs := range sets {
-				fmt.Fprint(stdout, rules.RenderIptables(rs))
-			}
-		} else {
-			fmt.Fprintf(stdout, "# sidecarkit initnet: nftables ruleset (families %s)\n", familyNames(o))
-			fmt.Fprint(stdout, rules.RenderNft(sets, true))
+	}
+	if name == "iptables" {
+		for _, rs := range sets {
+			fmt.Fprint(stdout, rules.RenderIptables(rs))
 		}
 		return nil
 	}
+	fmt.Fprintf(stdout, "# sidecarkit initnet: nftables ruleset (families %s)\n", familyNames(o))
+	fmt.Fprint(stdout, rules.RenderNft(sets, true))
+	return nil
+}
 
-	if c.Cleanup {
-		var bs []backend
-		switch c.Backend {
-		case "nftables":
-			bs = []backend{nb}
-		case "iptables":
-			bs = []backend{ib}
-		default:
-			if nb.Available() == nil {
-				bs = append(bs, nb)
-			}
-			if ib.available() == nil {
-				bs = append(bs, ib)
-			}
-			if len(bs) == 0 {
-				return fmt.Errorf("cleanup: no usable backend: %v; %v", nb.Available(), ib.available())
-			}
+// cleanup removes initnet's rules from the named backend, or (auto) from
+// every usable one.
+func cleanup(log *slog.Logger, name string, nb nft.Backend, ib iptBackend) error {
+	var bs []backend
+	switch name {
+	case "nftables":
+		bs = []backend{nb}
+	case "iptables":
+		bs = []backend{ib}
+	default:
+		nerr, ierr := nb.Available(), ib.available()
+		if nerr == nil {
+			bs = append(bs, nb)
 		}
-		for _, b := range bs {
-			removed, err := b.Cleanup()
-			if err != nil {
-				return fmt.Errorf("cleanup with %s: %w", b.Name(), err)
-			}
-			log.Info("cleanup", "backend", b.Name(), "removed", removed)
+		if ierr == nil {
+			bs = append(bs, ib)
 		}
-		return nil
+		if len(bs) == 0 {
+			return fmt.Errorf("cleanup: no usable backend: %v; %v", nerr, ierr)
+		}
 	}
+	for _, b := range bs {
+		removed, err := b.Cleanup()
+		if err != nil {
+			return fmt.Errorf("cleanup with %s: %w", b.Name(), err)
+		}
+		log.Info("cleanup", "backend", b.Name(), "removed", removed)
+	}
+	return nil
+}
 
-	b, why, err := pick(c.Backend, nb, ib)
+// apply installs sets with the chosen backend and removes initnet's rules
+// from the other one, so a switch of backend never leaves two sets behind.
+func apply(log *slog.Logger, name string, nb nft.Backend, ib iptBackend, o rules.Options, sets []rules.RuleSet) error {
+	b, why, err := pick(name, nb, ib)
 	if err != nil {
 		return err
 	}
@@ -226,11 +246,10 @@ func Run(ctx context.Context, log *slog.Logger, c *Config, o rules.Options, stdo
 	if err := b.Apply(sets); err != nil {
 		return fmt.Errorf("install rules with %s: %w", b.Name(), err)
 	}
-	// One backend owns the rules: drop initnet's rules from the other, so a
-	// switch of backend never leaves two sets behind.
+	took := time.Since(start)
 	var other backend = ib
 	otherOK := ib.available() == nil
-	if b.Name() == "iptables" {
+	if b.Name() == ib.Name() {
 		other, otherOK = nb, nb.Available() == nil
 	}
 	if otherOK {
@@ -248,20 +267,22 @@ func Run(ctx context.Context, log *slog.Logger, c *Config, o rules.Options, stdo
 	}
 	log.Info("rules installed", "backend", b.Name(), "why", why, "rules", n, "families", familyNames(o),
 		"inbound_port", o.InboundPort, "outbound_port", o.OutboundPort, "proxy_uid", o.ProxyUID,
-		"took", time.Since(start).Round(time.Microsecond).String())
+		"took", took.Round(time.Microsecond).String())
+	return nil
+}
 
-	if c.Validate {
-		target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.6"), uint16(c.ProbePort))
-		gid := o.ProxyUID
-		if o.ProxyGID != nil {
-			gid = *o.ProxyGID
-		}
-		res, err := probe.Run(ctx, probe.Config{ListenPort: o.InboundPort, Target: target, UID: o.ProxyUID, GID: gid, Timeout: c.ProbeWait})
-		if err != nil {
-			return fmt.Errorf("validation failed: %w", err)
-		}
-		log.Info("validation passed: the probe landed on the inbound listener", "original_dst", res.OriginalDst.String(), "listener_port", o.InboundPort)
+// validate proves the installed rules redirect (see package probe).
+func validate(ctx context.Context, log *slog.Logger, c *Config, o rules.Options) error {
+	target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.6"), uint16(c.ProbePort))
+	gid := o.ProxyUID
+	if o.ProxyGID != nil {
+		gid = *o.ProxyGID
 	}
+	res, err := probe.Run(ctx, probe.Config{ListenPort: o.InboundPort, Target: target, UID: o.ProxyUID, GID: gid, Timeout: c.ProbeWait})
+	if err != nil {
+		return fmt.Errorf("validation failed: %w", err)
+	}
+	log.Info("validation passed: the probe landed on the inbound listener", "original_dst", res.OriginalDst.String(), "listener_port", o.InboundPort)
 	return nil
 }
 

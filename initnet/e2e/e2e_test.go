@@ -24,6 +24,8 @@ import (
 const (
 	podV4, outV4   = "10.241.0.2", "10.241.0.1"
 	podV6, outV6   = "fd00:241::2", "fd00:241::1"
+	podX4, outX4   = "10.243.0.2", "10.243.0.1" // on eth1, an excluded interface
+	podX6, outX6   = "fd00:243::2", "fd00:243::1"
 	excludedV4     = "10.242.0.1" // a second outside address, in an excluded CIDR
 	excludedV6     = "fd00:242::1"
 	appPort        = 8080
@@ -84,6 +86,7 @@ func newPod(t *testing.T) *pod {
 	id := hex.EncodeToString(r[:])
 	p := &pod{t: t, pod: "skinit-" + id + "-pod", out: "skinit-" + id + "-out"}
 	vp, vo := "skp"+id, "sko"+id
+	xp, xo := "skq"+id, "skr"+id // a second link, whose interface initnet excludes
 	sh(t, "ip", "netns", "add", p.pod)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", p.pod).Run() })
 	sh(t, "ip", "netns", "add", p.out)
@@ -91,6 +94,9 @@ func newPod(t *testing.T) *pod {
 	sh(t, "ip", "link", "add", vp, "type", "veth", "peer", "name", vo)
 	sh(t, "ip", "link", "set", vp, "netns", p.pod)
 	sh(t, "ip", "link", "set", vo, "netns", p.out)
+	sh(t, "ip", "link", "add", xp, "type", "veth", "peer", "name", xo)
+	sh(t, "ip", "link", "set", xp, "netns", p.pod)
+	sh(t, "ip", "link", "set", xo, "netns", p.out)
 	for _, c := range [][]string{
 		{p.pod, "ip", "link", "set", "lo", "up"},
 		{p.pod, "ip", "link", "set", vp, "name", "eth0"},
@@ -99,6 +105,14 @@ func newPod(t *testing.T) *pod {
 		{p.pod, "ip", "link", "set", "eth0", "up"},
 		{p.pod, "ip", "route", "add", "default", "via", outV4},
 		{p.pod, "ip", "-6", "route", "add", "default", "via", outV6},
+		{p.pod, "ip", "link", "set", xp, "name", "eth1"},
+		{p.pod, "ip", "addr", "add", podX4 + "/24", "dev", "eth1"},
+		{p.pod, "ip", "-6", "addr", "add", podX6 + "/64", "dev", "eth1", "nodad"},
+		{p.pod, "ip", "link", "set", "eth1", "up"},
+		{p.out, "ip", "link", "set", xo, "name", "eth1"},
+		{p.out, "ip", "addr", "add", outX4 + "/24", "dev", "eth1"},
+		{p.out, "ip", "-6", "addr", "add", outX6 + "/64", "dev", "eth1", "nodad"},
+		{p.out, "ip", "link", "set", "eth1", "up"},
 		{p.out, "ip", "link", "set", "lo", "up"},
 		{p.out, "ip", "link", "set", vo, "name", "eth0"},
 		{p.out, "ip", "addr", "add", outV4 + "/24", "dev", "eth0"},
@@ -274,10 +288,10 @@ func capture(t *testing.T, bins binaries, backend string) {
 	before := p.ruleset()
 
 	args := []string{bins.initnet, "--backend", backend, "--log-format", "text",
-		"-d", fmt.Sprint(appProbePort), "-x", "10.242.0.0/24,fd00:242::/64", "-o", fmt.Sprint(outExcludePort)}
+		"-d", fmt.Sprint(appProbePort), "-x", "10.242.0.0/24,fd00:242::/64", "-o", fmt.Sprint(outExcludePort), "-c", "eth1"}
 
 	// A config under which the redirect cannot work: --validate must say so.
-	out, code := p.exec(append(args, "-c", "lo", "--validate", "--probe-timeout", "2s")...)
+	out, code := p.exec(append(args, "-c", "eth1,lo", "--validate", "--probe-timeout", "2s")...)
 	if code != 1 || !strings.Contains(out, "validation failed") || !strings.Contains(out, "not redirected") {
 		t.Fatalf("validation of broken rules: exit %d\n%s", code, out)
 	}
@@ -317,9 +331,9 @@ func capture(t *testing.T, bins binaries, backend string) {
 
 	proxy, logs := startProxy(t, p, bins.proxy)
 
-	for _, fam := range []struct{ name, pod, out, excluded string }{
-		{"v4", podV4, outV4, excludedV4},
-		{"v6", "[" + podV6 + "]", "[" + outV6 + "]", "[" + excludedV6 + "]"},
+	for _, fam := range []struct{ name, pod, out, excluded, podX, outX string }{
+		{"v4", podV4, outV4, excludedV4, podX4, outX4},
+		{"v6", "[" + podV6 + "]", "[" + outV6 + "]", "[" + excludedV6 + "]", "[" + podX6 + "]", "[" + outX6 + "]"},
 	} {
 		tag := "/" + backend + "-" + fam.name
 		// Inbound: outside client → pod:8080 passes the inbound listener
@@ -347,6 +361,13 @@ func capture(t *testing.T, bins binaries, backend string) {
 		if s = get(t, app, fmt.Sprintf("http://%s:%d%s-port", fam.out, outExcludePort, tag)); s.Via != "" {
 			t.Errorf("%s excluded outbound port went through the proxy: %+v", fam.name, s)
 		}
+		// Traffic over the excluded interface bypasses the proxy both ways.
+		if s = get(t, outside, fmt.Sprintf("http://%s:%d%s-ifin", fam.podX, appPort, tag)); s.Via != "" || strings.HasPrefix(s.Remote, "127.0.0.6:") {
+			t.Errorf("%s inbound over the excluded interface went through the proxy: %+v", fam.name, s)
+		}
+		if s = get(t, app, fmt.Sprintf("http://%s:%d%s-ifout", fam.outX, outPort, tag)); s.Via != "" {
+			t.Errorf("%s outbound over the excluded interface went through the proxy: %+v", fam.name, s)
+		}
 		// The proxy's UID calling the pod's own IP goes to the inbound
 		// listener (and on to the app from 127.0.0.6), not out of the pod.
 		out, code := p.exec("setpriv", fmt.Sprintf("--reuid=%d", proxyUID), fmt.Sprintf("--regid=%d", proxyUID), "--clear-groups",
@@ -366,7 +387,7 @@ func capture(t *testing.T, bins binaries, backend string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for _, fam := range []string{"v4", "v6"} {
 		tag := "/" + backend + "-" + fam
-		for suffix, want := range map[string]int{"-in": 1, "-out": 1, "-proxyself": 1, "-probe": 0, "-cidr": 0, "-port": 0, "-self": 0} {
+		for suffix, want := range map[string]int{"-in": 1, "-out": 1, "-proxyself": 1, "-ifin": 0, "-ifout": 0, "-probe": 0, "-cidr": 0, "-port": 0, "-self": 0} {
 			n := len(accessLines(logs.String(), tag+suffix))
 			for n < want && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)

@@ -59,6 +59,10 @@ func (b Backend) Apply(sets []rules.RuleSet) error {
 	if err != nil {
 		return err
 	}
+	existing, err := c.ListTables()
+	if err != nil {
+		return fmt.Errorf("nftables: list tables: %w", err)
+	}
 	have := map[rules.Family]bool{}
 	for _, rs := range sets {
 		have[rs.Family] = true
@@ -92,10 +96,10 @@ func (b Backend) Apply(sets []rules.RuleSet) error {
 			}
 		}
 	}
-	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
-		if !have[f] {
-			t := &nftables.Table{Name: rules.TableName, Family: family(f)}
-			c.AddTable(t)
+	// A family no longer wanted loses the table of an earlier run (only if
+	// there is one: a kernel without that family must not fail the apply).
+	for _, t := range existing {
+		if t.Name == rules.TableName && (t.Family == nftables.TableFamilyIPv4 && !have[rules.IPv4] || t.Family == nftables.TableFamilyIPv6 && !have[rules.IPv6]) {
 			c.DelTable(t)
 		}
 	}

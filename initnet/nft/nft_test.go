@@ -79,6 +79,16 @@ func TestApplyMatchesRendered(t *testing.T) {
 						}
 					}
 				}
+				// Dropping a family removes its table.
+				if err := b.Apply(sets[:1]); err != nil {
+					t.Errorf("apply one family: %v", err)
+					return
+				}
+				if len(sets) == 2 {
+					if out := nftList(t, nftCLI, "tables"); strings.Contains(out, "ip6 "+rules.TableName) {
+						t.Errorf("ip6 table left after applying ipv4 only:\n%s", out)
+					}
+				}
 				if ok, err := b.Installed(); !ok || err != nil {
 					t.Errorf("Installed = %v, %v", ok, err)
 				}
