@@ -48,6 +48,7 @@ type Config struct {
 	Owner        string
 	AllowMissing bool
 	Once         bool
+	TrimMemory   bool
 
 	Notify notify.Options
 }
@@ -98,6 +99,7 @@ func Bind(l *config.Loader, c *Config) {
 	l.String(&c.Owner, "owner", "", "owner of published files: uid:gid or user:group (default: unchanged)")
 	l.Bool(&c.AllowMissing, "allow-missing", false, "render a missing key as empty (and an empty prefix as an empty tree) instead of failing")
 	l.Bool(&c.Once, "once", false, "render once and exit: 0 when every output was written, 2 when a key is missing")
+	l.Bool(&c.TrimMemory, "trim-memory", true, "after the first sync, drop the executable's start-up pages from RSS (they stay in the page cache)")
 	c.Notify.Bind(l)
 }
 

@@ -8,6 +8,8 @@ require (
 	github.com/sidecarkit/sidecarkit/shared v0.0.0
 )
 
+require github.com/fsnotify/fsnotify v1.10.1
+
 require (
 	github.com/armon/go-metrics v0.4.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/sidecarkit/sidecarkit/configsync/brain"
 	"github.com/sidecarkit/sidecarkit/configsync/syncer"
+	"github.com/sidecarkit/sidecarkit/configsync/trim"
 	"github.com/sidecarkit/sidecarkit/configsync/watch"
 	"github.com/sidecarkit/sidecarkit/shared/app"
 	"github.com/sidecarkit/sidecarkit/shared/backoff"
@@ -77,7 +79,21 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 	s := &syncer.Syncer{
 		Outputs: outs, View: b, Watch: mgr, Notify: notifier, Log: rt.Log, Metrics: m,
 		Env: environ(), AllowMissing: c.AllowMissing, WaitMin: c.WaitMin, WaitMax: wmax, Once: c.Once,
-		Ready: func() { ready.Set(nil) }, Permanent: watch.Permanent,
+		Ready:     func() { ready.Set(nil) },
+		Permanent: watch.Permanent,
+	}
+	if c.TrimMemory && !c.Once {
+		synced := make(chan struct{}, 1)
+		s.Synced = func() {
+			select {
+			case synced <- struct{}{}:
+			default:
+			}
+		}
+		tdone := make(chan struct{})
+		go func() { defer close(tdone); trimWhenIdle(wctx, rt, synced, trimIdle) }()
+		defer func() { <-tdone }()
+		defer cancel()
 	}
 	rt.Log.Info("syncing", "consul", copts.Address, "outputs", len(outs), "blocking", c.Blocking,
 		"sync_interval", c.SyncInterval.String(), "once", c.Once)
@@ -88,6 +104,32 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 		rt.Log.Info("once: every output written")
 	}
 	return nil
+}
+
+// trimIdle is how long after the last sync configsync drops the executable
+// pages it mapped while working (see package trim).
+const trimIdle = 5 * time.Second
+
+func trimWhenIdle(ctx context.Context, rt *app.Runtime, synced <-chan struct{}, idle time.Duration) {
+	t := time.NewTimer(idle)
+	t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-synced:
+			t.Reset(idle)
+		case <-t.C:
+			debug.FreeOSMemory() // give the heap a change burst grew back to the OS
+			n, err := trim.Executable()
+			if err != nil {
+				rt.Log.Debug("trim executable pages", "err", err)
+			} else {
+				rt.Log.Debug("dropped idle executable pages from RSS", "bytes", n)
+			}
+		}
+	}
 }
 
 func environ() map[string]string {

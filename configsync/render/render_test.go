@@ -10,9 +10,9 @@ import (
 
 func view() brain.Map {
 	return brain.Map{
-		{Kind: brain.Key, Name: "app/name"}:  {Exists: true, Value: []byte("shop")},
-		{Kind: brain.Key, Name: "app/json"}:  {Exists: true, Value: []byte(`{"port": 8080, "hosts": ["a", "b"]}`)},
-		{Kind: brain.Key, Name: "app/gone"}:  {Exists: false},
+		{Kind: brain.Key, Name: "app/name"}:   {Exists: true, Value: []byte("shop")},
+		{Kind: brain.Key, Name: "app/json"}:   {Exists: true, Value: []byte(`{"port": 8080, "hosts": ["a", "b"]}`)},
+		{Kind: brain.Key, Name: "app/gone"}:   {Exists: false},
 		{Kind: brain.Prefix, Name: "app/db/"}: {Pairs: []brain.KV{{Key: "app/db/", Value: nil}, {Key: "app/db/host", Value: []byte("h")}, {Key: "app/db/opts/ssl", Value: []byte("on")}, {Key: "app/db/port", Value: []byte("5432")}}},
 		{Kind: brain.Service, Name: "web"}:    {Instances: []brain.Instance{{ID: "w1", Name: "web", Address: "10.0.0.1", Port: 80}, {ID: "w2", Name: "web", Address: "10.0.0.2", Port: 81}}},
 	}

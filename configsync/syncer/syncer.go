@@ -99,6 +99,8 @@ type Syncer struct {
 	// Ready is called after the first sync in which every output rendered
 	// and was published.
 	Ready func()
+	// Synced, when set, is called after every complete sync.
+	Synced func()
 	// Permanent reports errors that retrying cannot fix (ACL denied); in
 	// once mode they end the run as configuration errors.
 	Permanent func(error) bool
@@ -254,6 +256,9 @@ func (s *Syncer) cycle(ctx context.Context) (done bool, err error) {
 		} else {
 			s.Notify.Trigger()
 		}
+	}
+	if s.Synced != nil {
+		s.Synced()
 	}
 	if ok && !s.ready {
 		s.ready = true
