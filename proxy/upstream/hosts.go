@@ -126,7 +126,17 @@ func (p *pool) pick(policy string, avoid *endpoint, now int64) *endpoint {
 			return e
 		}
 	case LeastRequest:
-		a, b := p.eps[p.weighted()], p.eps[p.weighted()]
+		// Two distinct choices (re-drawn a few times when weights make
+		// the same one likely), the one with fewer requests in flight wins.
+		i := p.weighted()
+		j := p.weighted()
+		for k := 0; j == i && k < 4; k++ {
+			j = p.weighted()
+		}
+		if j == i {
+			j = (i + 1 + rand.IntN(n-1)) % n
+		}
+		a, b := p.eps[i], p.eps[j]
 		if ok(a) && ok(b) {
 			if b.active.Load() < a.active.Load() {
 				return b
