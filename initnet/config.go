@@ -168,8 +168,10 @@ func ExpandAliases(args []string, known func(string) bool) []string {
 			}
 			continue
 		}
-		// -p15001: a one-letter alias glued to its value, single dash only.
-		if !strings.HasPrefix(a, "--") && len(name) > 1 && !hasVal && !known(name) {
+		// -p15001: a one-letter alias glued to a value that starts with a
+		// digit or "*", single dash only (so a typo like -dryrun stays an
+		// unknown flag instead of becoming -d ryrun).
+		if !strings.HasPrefix(a, "--") && len(name) > 1 && !hasVal && !known(name) && strings.ContainsAny(name[1:2], "0123456789*") {
 			if long, ok := alias(name[:1]); ok {
 				out = append(out, "--"+long+"="+name[1:])
 				continue

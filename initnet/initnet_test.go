@@ -32,6 +32,7 @@ func TestExpandAliases(t *testing.T) {
 		{"validate -p 1", "validate --envoy-port 1"},
 		{"-- -p 1", "-- -p 1"},
 		{"--ipv6=false -", "--ipv6=false -"},
+		{"-dryrun -b*", "-dryrun --istio-inbound-ports=*"},
 	}
 	for _, c := range cases {
 		got := strings.Join(ExpandAliases(strings.Fields(c.in), known), " ")
