@@ -1,6 +1,6 @@
 module github.com/sidecarkit/sidecarkit/ambassador
 
-go 1.26
+go 1.26.7
 
 require github.com/sidecarkit/sidecarkit/shared v0.0.0
 
@@ -28,9 +28,9 @@ require (
 	github.com/prometheus/procfs v0.16.1 // indirect
 	github.com/ryanuber/go-glob v1.0.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
-	golang.org/x/crypto v0.45.0 // indirect
-	golang.org/x/net v0.47.0 // indirect
-	golang.org/x/text v0.41.0 // indirect
+	golang.org/x/crypto v0.57.0 // indirect
+	golang.org/x/net v0.59.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
 	golang.org/x/time v0.12.0 // indirect
 	google.golang.org/protobuf v1.36.8 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
@@ -43,7 +43,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/prometheus/client_golang v1.23.2
 	github.com/sidecarkit/sidecarkit/integration v0.0.0
-	golang.org/x/sys v0.38.0
+	golang.org/x/sys v0.48.0
 )
 
 replace github.com/sidecarkit/sidecarkit/integration => ../integration

@@ -37,7 +37,7 @@ func TestInitMode(t *testing.T) {
 	}
 
 	cases := []struct{ name, arg, want string }{
-		{"missing key", "/k=secret/app#nope", `no key "nope"`},
+		{"missing key", "/k=secret/app#nope", `has no key`},
 		{"missing secret", "/k=secret/nothing-here#x", "no secret at this path"},
 	}
 	for _, c := range cases {

@@ -97,8 +97,14 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 	var srv *http.Server
 	if c.ProxyAddr != "" && !c.ExitAfterRender {
 		up, _ := url.Parse(c.VaultAddr)
+		tr := client.CloneConfig().HttpClient.Transport
+		if ht, ok := tr.(*http.Transport); ok {
+			ht = ht.Clone() // same TLS settings, but its own pool sized for an app's traffic
+			ht.MaxIdleConnsPerHost = 64
+			tr = ht
+		}
 		px := &apiproxy.Proxy{
-			Upstream: up, Transport: client.CloneConfig().HttpClient.Transport, Token: mgr.Token,
+			Upstream: up, Transport: tr, Token: mgr.Token,
 			Mode: apiproxy.TokenMode(c.ProxyToken), Namespace: c.Namespace, Timeout: c.ProxyTimeout, Log: log,
 		}
 		px.Register(rt.Registry)

@@ -1,6 +1,7 @@
 package dest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,7 +99,7 @@ func TestConcurrentReaderNeverSeesPartial(t *testing.T) {
 				}
 				reads.Add(1)
 				if len(got) != len(a) || (got[0] != 'A' && got[0] != 'B') || strings.Count(string(got), string(got[0])) != len(got) {
-					bad.Store("partial or mixed file of " + string(rune(len(got))))
+					bad.Store(fmt.Sprintf("partial or mixed file: %d bytes", len(got)))
 					return
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,7 +81,8 @@ func (r *Runner) Run(ctx context.Context) error {
 func (r *Runner) RenderAll() (complete bool, err error) {
 	r.init()
 	complete = true
-	changed := false
+	changed := false  // a file's content changed
+	replaced := false // a file that was there before this process wrote it changed (an app may be reading it)
 	for _, o := range r.Outputs {
 		data, rerr := render.Render(o.Spec, r.Store)
 		if rerr != nil {
@@ -97,6 +99,7 @@ func (r *Runner) RenderAll() (complete bool, err error) {
 			r.report(o, "error", rerr)
 			continue
 		}
+		_, statErr := os.Stat(o.File.Path)
 		ch, werr := o.File.Write(data)
 		if werr != nil {
 			complete = false
@@ -110,6 +113,9 @@ func (r *Runner) RenderAll() (complete bool, err error) {
 		r.report(o, "", nil)
 		if ch {
 			changed = true
+			if statErr == nil {
+				replaced = true
+			}
 			r.renders.WithLabelValues(o.Name, "written").Inc()
 			r.lastWrite.WithLabelValues(o.Name).Set(float64(time.Now().UnixNano()) / 1e9)
 			r.Log.Info("secret file written", "output", o.Name, "path", o.File.Path, "bytes", len(data))
@@ -123,7 +129,10 @@ func (r *Runner) RenderAll() (complete bool, err error) {
 		if r.Rendered != nil {
 			r.Rendered()
 		}
-		return true, nil // the app starts after this; nothing to notify
+		// The app usually starts after this, so there is no one to tell —
+		// unless a file left by an earlier run (an init container, a restart
+		// of this sidecar) changed under an app that may be running.
+		changed = replaced
 	}
 	if changed && r.complete && r.Notify != nil {
 		r.Notify.Trigger()

@@ -49,7 +49,7 @@ func (f *fakeVault) Renew(ctx context.Context, id string, inc time.Duration) (ti
 	return g, nil
 }
 
-func (f *fakeVault) Revoke(ctx context.Context, id string) error         { return nil }
+func (f *fakeVault) Revoke(ctx context.Context, id string) error       { return nil }
 func (f *fakeVault) Canonical(ctx context.Context, path string) string { return path }
 
 func TestStoreRenewsThenReplaces(t *testing.T) {
