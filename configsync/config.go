@@ -112,7 +112,7 @@ func Validate(l *config.Loader, c *Config) error {
 
 func (c *Config) check(p *config.Problems) {
 	if _, err := c.consulOptions(); err != nil {
-		p.Add("source", c.Source, "%v", err)
+		p.Add("source", source.Redact(c.Source), "%v", err)
 	}
 	if c.Source == "" {
 		if err := checkAddr(c.ConsulAddr); err != nil {

@@ -527,3 +527,44 @@ func TestOnce(t *testing.T) {
 }
 
 var _ = prometheus.NewRegistry
+
+func TestServiceTemplate(t *testing.T) {
+	c := testenv.StartConsul(t)
+	cl, _ := api.NewClient(&api.Config{Address: c.Addr})
+	reg := func(id string, port int) {
+		if err := cl.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: id, Name: "web", Port: port, Address: "10.0.0.1", Tags: []string{"blue"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg("web-1", 8080)
+	dir := t.TempDir()
+	tmpl := filepath.Join(dir, "up.tmpl")
+	os.WriteFile(tmpl, []byte(`{{ range service "blue.web" }}server {{ .Address }}:{{ .Port }};
+{{ end }}`), 0o644)
+	start(t, c, "--template", tmpl+"="+dir+"/up.conf")
+	eventually(t, "one upstream", fileIs(dir+"/up.conf", "server 10.0.0.1:8080;\n"))
+	reg("web-2", 8081)
+	eventually(t, "two upstreams", fileIs(dir+"/up.conf", "server 10.0.0.1:8080;\nserver 10.0.0.1:8081;\n"))
+	if err := cl.Agent().ServiceDeregister("web-1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "one left", fileIs(dir+"/up.conf", "server 10.0.0.1:8081;\n"))
+}
+
+func TestValidateNamesEveryProblem(t *testing.T) {
+	var out syncBuf
+	code := app.Run(context.Background(), configsync.Helper(), []string{"validate", "--source", "consul://u:pw@h/x",
+		"--file", "a/../b=/x", "--template", "/nonexistent.tmpl=/out", "--wait-min", "5s", "--wait-max", "1s", "--consistency", "weird",
+		"--owner", "nosuchuser:x", "--tree", "p=relative/dir"}, nil, &out, &out, nil)
+	if code != app.ExitConfig {
+		t.Fatalf("exit %d:\n%s", code, out.String())
+	}
+	for _, want := range []string{"source", "credentials", "a/../b", "/nonexistent.tmpl", "wait-max", "consistency", "owner", "relative/dir"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output does not mention %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "pw@") {
+		t.Errorf("password echoed:\n%s", out.String())
+	}
+}

@@ -195,3 +195,15 @@ func KeyPath(prefix, key string) (path string, skip bool, err error) {
 	}
 	return rel, false, nil
 }
+
+// Redact returns s with any password replaced, for errors and logs.
+func Redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if strings.Contains(s, "@") {
+			return "(unparsable URL)"
+		}
+		return s
+	}
+	return u.Redacted()
+}
