@@ -268,12 +268,45 @@ func TestCaptureWithRealProxy(t *testing.T) {
 		testenv.Tool(t, tool[0], tool[1])
 	}
 	bins := build(t)
-	for _, backend := range []string{"nftables", "iptables"} {
-		t.Run(backend, func(t *testing.T) { capture(t, bins, backend) })
+	testenv.Tool(t, "iptables-legacy-restore", "iptables")
+	for _, v := range []variant{
+		{name: "nftables", backend: "nftables"},
+		{name: "iptables", backend: "iptables"},
+		{name: "iptables-legacy", backend: "iptables", flags: []string{"--iptables-restore", "iptables-legacy-restore", "--ip6tables-restore", "ip6tables-legacy-restore"}},
+	} {
+		t.Run(v.name, func(t *testing.T) { capture(t, bins, v) })
 	}
 }
 
-func capture(t *testing.T, bins binaries, backend string) {
+// variant is a backend and the flags that select its tools.
+type variant struct {
+	name, backend string
+	flags         []string
+}
+
+// snapshot is the pod's whole ruleset: nf_tables (which includes
+// iptables-nft) plus the legacy iptables nat tables, without counters.
+func (p *pod) snapshot() string {
+	var b strings.Builder
+	b.WriteString(p.ruleset())
+	for _, tool := range []string{"iptables-legacy-save", "ip6tables-legacy-save"} {
+		out, code := p.exec(tool, "-t", "nat")
+		if code != 0 {
+			p.t.Fatalf("%s: %s", tool, out)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if !strings.HasPrefix(l, "#") {
+				b.WriteString(legacyCounters.ReplaceAllString(l, "") + "\n")
+			}
+		}
+	}
+	return b.String()
+}
+
+var legacyCounters = regexp.MustCompile(` \[\d+:\d+\]$`)
+
+func capture(t *testing.T, bins binaries, v variant) {
+	backend := v.name
 	p := newPod(t)
 	// Someone else's rules in the pod, which initnet must leave alone (and
 	// the nat tables iptables-nft would otherwise create).
@@ -285,10 +318,11 @@ func capture(t *testing.T, bins binaries, backend string) {
 		sh(t, "ip", "netns", "exec", p.pod, tool, "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "--dport", "7", "-j", "RETURN")
 		sh(t, "ip", "netns", "exec", p.pod, tool, "-t", "nat", "-A", "PREROUTING", "-p", "udp", "--dport", "7", "-j", "RETURN")
 	}
-	before := p.ruleset()
+	before := p.snapshot()
 
-	args := []string{bins.initnet, "--backend", backend, "--log-format", "text",
+	args := []string{bins.initnet, "--backend", v.backend, "--log-format", "text",
 		"-d", fmt.Sprint(appProbePort), "-x", "10.242.0.0/24,fd00:242::/64", "-o", fmt.Sprint(outExcludePort), "-c", "eth1"}
+	args = append(args, v.flags...)
 
 	// A config under which the redirect cannot work: --validate must say so.
 	out, code := p.exec(append(args, "-c", "eth1,lo", "--validate", "--probe-timeout", "2s")...)
@@ -298,18 +332,22 @@ func capture(t *testing.T, bins binaries, backend string) {
 
 	// Apply with validation, then again: the same rules, not doubled.
 	out, code = p.exec(append(args, "--validate")...)
-	if code != 0 || !strings.Contains(out, "validation passed") || !strings.Contains(out, "backend="+backend) {
+	if code != 0 || !strings.Contains(out, "validation passed") || !strings.Contains(out, "backend="+v.backend) {
 		t.Fatalf("apply --validate: exit %d\n%s", code, out)
 	}
-	applied := p.ruleset()
+	applied := p.snapshot()
 	if out, code = p.exec(args...); code != 0 {
 		t.Fatalf("second apply: exit %d\n%s", code, out)
 	}
-	if again := p.ruleset(); again != applied {
+	if again := p.snapshot(); again != applied {
 		t.Fatalf("second apply changed the ruleset:\n%s\nwas\n%s", again, applied)
 	}
-	if backend == "iptables" && strings.Contains(applied, "table ip sidecarkit") || backend == "nftables" && strings.Contains(applied, "SIDECARKIT_") {
+	if v.backend == "iptables" && strings.Contains(applied, "table ip sidecarkit") || v.backend == "nftables" && strings.Contains(applied, "SIDECARKIT_") ||
+		!strings.Contains(applied, "SIDECARKIT_") && v.backend == "iptables" {
 		t.Fatalf("rules in the wrong backend:\n%s", applied)
+	}
+	if v.flags != nil && strings.Contains(p.ruleset(), "SIDECARKIT_") {
+		t.Fatalf("legacy variant installed through nf_tables:\n%s", p.ruleset())
 	}
 
 	// The app (this process, in the pod) and the outside servers.
@@ -419,10 +457,10 @@ func capture(t *testing.T, bins binaries, backend string) {
 	stopProxy(t, proxy)
 
 	// Cleanup: exactly the ruleset from before initnet ran.
-	if out, code = p.exec(bins.initnet, "--cleanup", "--backend", backend); code != 0 {
+	if out, code = p.exec(append([]string{bins.initnet, "--cleanup", "--backend", v.backend}, v.flags...)...); code != 0 {
 		t.Fatalf("cleanup: exit %d\n%s", code, out)
 	}
-	if after := p.ruleset(); after != before {
+	if after := p.snapshot(); after != before {
 		t.Errorf("after --cleanup the ruleset is\n%s\nwant (as before initnet)\n%s", after, before)
 	}
 }

@@ -8,6 +8,7 @@ package probe
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -92,9 +93,8 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		return Result{}, fmt.Errorf("validation listener on the inbound port %d: %w (is the proxy already running?)", c.ListenPort, err)
 	}
 	defer ln.Close()
-	token := make([]byte, 16)
-	binary.BigEndian.PutUint64(token, uint64(time.Now().UnixNano()))
-	binary.BigEndian.PutUint64(token[8:], uint64(c.UID)<<32|uint64(c.ListenPort))
+	token := make([]byte, 16) // tells the probe's connection from any other
+	rand.Read(token)
 
 	type accepted struct {
 		dst netip.AddrPort
