@@ -111,6 +111,9 @@ func (c *Cluster) runConsul(ctx context.Context, w *consulWatch) {
 				return
 			}
 			c.m.discoveryErrors.Inc()
+			// After an error start over: a restarted Consul's index is lower
+			// and a blocking query on the old one would hang for its wait.
+			index = 0
 			d := bo.Next()
 			// The error text of consul/api never holds the token.
 			c.log.Warn("Consul discovery failed, keeping the last endpoints", "service", w.cfg.Service, "err", err, "endpoints", len(last), "retry_in", d)
