@@ -72,7 +72,7 @@ func TestBackends(t *testing.T) {
 				// Someone else's rules, which must survive.
 				seed := "*nat\n:KEEPME - [0:0]\n-A OUTPUT -p tcp -m tcp --dport 7 -j RETURN\n-A KEEPME -j RETURN\n-A PREROUTING -p udp -j KEEPME\nCOMMIT\n"
 				for _, tool := range []string{or(b.Restore4, "iptables-restore"), or(b.Restore6, "ip6tables-restore")} {
-					cmd := exec.Command(tool, "--noflush")
+					cmd := exec.Command(tool, "--noflush", "--wait")
 					cmd.Stdin = strings.NewReader(seed)
 					if out, err := cmd.CombinedOutput(); err != nil {
 						t.Errorf("seed %s: %v: %s", tool, err, out)
