@@ -8,6 +8,7 @@ require (
 	github.com/hashicorp/consul/api v1.34.5
 	github.com/prometheus/client_golang v1.23.2
 	github.com/sidecarkit/sidecarkit/shared v0.0.0
+	golang.org/x/net v0.59.0
 	golang.org/x/sys v0.48.0
 )
 

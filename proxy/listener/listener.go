@@ -72,10 +72,8 @@ type Options struct {
 
 // Accept runs the accept loop on ln until it is closed, sniffing each
 // connection in its own goroutine and passing it to handle. It returns when
-// ln is closed and every handle call has returned.
+// ln is closed; handle calls may still be running (the caller tracks them).
 func Accept(ln net.Listener, o Options, handle func(*Conn)) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -102,9 +100,7 @@ func Accept(ln net.Listener, o Options, handle func(*Conn)) error {
 		if o.OnOpen != nil {
 			o.OnOpen()
 		}
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			prepare(c, o)
 			handle(c)
 		}()

@@ -55,6 +55,8 @@ type Options struct {
 	// Ready, when set, receives the bound listener addresses once all listen
 	// (tests use it with port 0).
 	Ready func(map[string]net.Addr)
+	// server, when set, receives the running server (tests).
+	server **Server
 }
 
 // Server is a running proxy.
@@ -94,6 +96,9 @@ type runningListener struct {
 // Run serves c until rt.Stopping, then drains (see the package doc).
 func Run(ctx context.Context, rt *app.Runtime, c *config.Config, o Options) error {
 	s := &Server{rt: rt, log: rt.Log, metrics: stats.New(rt.Registry), opts: o}
+	if o.server != nil {
+		*o.server = s
+	}
 	s.tunnelCtx, s.cancelTunnel = context.WithCancel(context.WithoutCancel(ctx))
 	defer s.cancelTunnel()
 	var src net.IP
