@@ -140,6 +140,7 @@ func IPv6Enabled() bool {
 // backend is what Run needs from nft.Backend and iptables.Backend.
 type backend interface {
 	Name() string
+	Available() error
 	Apply([]rules.RuleSet) error
 	Installed() (bool, error)
 	Cleanup() (bool, error)
@@ -152,7 +153,7 @@ type iptBackend struct {
 
 func (b iptBackend) Installed() (bool, error) { return b.Backend.Installed(b.fams...) }
 func (b iptBackend) Cleanup() (bool, error)   { return b.Backend.Cleanup(b.fams...) }
-func (b iptBackend) available() error         { return b.Backend.Available(b.fams...) }
+func (b iptBackend) Available() error         { return b.Backend.Available(b.fams...) }
 
 func families(o rules.Options) []rules.Family {
 	var f []rules.Family
@@ -186,7 +187,7 @@ func Run(ctx context.Context, log *slog.Logger, c *Config, o rules.Options, stdo
 }
 
 // dryRun prints what apply would install, in the backend's own syntax.
-func dryRun(name string, ib iptBackend, o rules.Options, sets []rules.RuleSet, stdout io.Writer) error {
+func dryRun(name string, ib backend, o rules.Options, sets []rules.RuleSet, stdout io.Writer) error {
 	if name == "auto" {
 		name = "nftables"
 		if ok, err := ib.Installed(); err == nil && ok {
@@ -206,7 +207,7 @@ func dryRun(name string, ib iptBackend, o rules.Options, sets []rules.RuleSet, s
 
 // cleanup removes initnet's rules from the named backend, or (auto) from
 // every usable one.
-func cleanup(log *slog.Logger, name string, nb nft.Backend, ib iptBackend) error {
+func cleanup(log *slog.Logger, name string, nb, ib backend) error {
 	var bs []backend
 	switch name {
 	case "nftables":
@@ -214,7 +215,7 @@ func cleanup(log *slog.Logger, name string, nb nft.Backend, ib iptBackend) error
 	case "iptables":
 		bs = []backend{ib}
 	default:
-		nerr, ierr := nb.Available(), ib.available()
+		nerr, ierr := nb.Available(), ib.Available()
 		if nerr == nil {
 			bs = append(bs, nb)
 		}
@@ -237,7 +238,7 @@ func cleanup(log *slog.Logger, name string, nb nft.Backend, ib iptBackend) error
 
 // apply installs sets with the chosen backend and removes initnet's rules
 // from the other one, so a switch of backend never leaves two sets behind.
-func apply(log *slog.Logger, name string, nb nft.Backend, ib iptBackend, o rules.Options, sets []rules.RuleSet) error {
+func apply(log *slog.Logger, name string, nb, ib backend, o rules.Options, sets []rules.RuleSet) error {
 	b, why, err := pick(name, nb, ib)
 	if err != nil {
 		return err
@@ -248,7 +249,7 @@ func apply(log *slog.Logger, name string, nb nft.Backend, ib iptBackend, o rules
 	}
 	took := time.Since(start)
 	var other backend = ib
-	otherOK := ib.available() == nil
+	otherOK := ib.Available() == nil
 	if b.Name() == ib.Name() {
 		other, otherOK = nb, nb.Available() == nil
 	}
@@ -289,14 +290,14 @@ func validate(ctx context.Context, log *slog.Logger, c *Config, o rules.Options)
 // pick chooses the backend: the one asked for, or (auto) iptables when its
 // tools already hold initnet's rules, else nftables when netlink works,
 // else iptables when its tools work.
-func pick(name string, nb nft.Backend, ib iptBackend) (backend, string, error) {
+func pick(name string, nb, ib backend) (backend, string, error) {
 	switch name {
 	case "nftables":
 		return nb, "--backend nftables", nil
 	case "iptables":
 		return ib, "--backend iptables", nil
 	}
-	ierr := ib.available()
+	ierr := ib.Available()
 	if ierr == nil {
 		if ok, _ := ib.Installed(); ok {
 			return ib, "auto: initnet's rules already in iptables", nil
