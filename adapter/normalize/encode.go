@@ -137,20 +137,18 @@ func (e *Encoder) Append(dst []byte, rec *parse.Record, raw []byte, perr error, 
 			f := &rec.Fields[i]
 			dst = append(dst, ',')
 			if e.isReserved(f.Key) {
-				dst = append(dst, `"fields.`...)
-				dst = appendEscaped(dst, f.Key)
-				dst = append(dst, '"')
-			} else if f.KeyQuoted() {
-				dst = AppendQuoted(dst, f.Key)
+				dst = e.appendRenamed(dst, rec, f.Key)
 			} else {
 				dst = AppendString(dst, f.Key)
 			}
 			dst = append(dst, ':')
-			dst = appendValue(dst, f.Value, f.ValueKind())
+			dst = appendValue(dst, f.Value, f.Kind)
 		}
 	}
 	if badTime != nil {
-		dst = append(dst, `,"fields.unparsed_timestamp":`...)
+		dst = append(dst, ',')
+		dst = e.appendRenamed(dst, rec, []byte("unparsed_timestamp"))
+		dst = append(dst, ':')
 		dst = appendValue(dst, badTime, badTimeKind)
 	}
 	dst = append(dst, ',')
@@ -174,6 +172,25 @@ func (e *Encoder) Append(dst []byte, rec *parse.Record, raw []byte, perr error, 
 		dst = append(dst, ']')
 	}
 	return append(dst, '}')
+}
+
+// appendRenamed writes a reserved key as "fields.<key>" (with more
+// underscores while that collides with another parsed key).
+func (e *Encoder) appendRenamed(dst []byte, rec *parse.Record, k []byte) []byte {
+	name := append([]byte("fields."), k...)
+	for taken(rec, name) {
+		name = append(name, '_')
+	}
+	return AppendString(dst, name)
+}
+
+func taken(rec *parse.Record, name []byte) bool {
+	for i := range rec.Fields {
+		if bytes.Equal(rec.Fields[i].Key, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // isReserved reports whether a parsed key would collide with a field the

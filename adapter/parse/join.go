@@ -103,7 +103,7 @@ type Multiline struct {
 // Presets for common stack traces. Each treats an indented line (and the
 // language's own continuation lines) as part of the record before it.
 var presets = map[string][2]string{
-	"java":   {`^\S`, `^(\s|Caused by:|Suppressed:|\.\.\. \d+ (more|common frames omitted))`},
+	"java":   {`^\S`, `^(\s|Caused by:|Suppressed:|\.\.\. \d+ (more|common frames omitted)|[a-zA-Z_$][\w$]*(\.[a-zA-Z_$][\w$]*)+(Exception|Error|Throwable)(:|$))`},
 	"python": {`^\S`, `^(\s|Traceback \(most recent call last\):|During handling of the above exception|The above exception was the direct cause|[A-Za-z_][\w.]*(Error|Exception|Warning|Exit|Interrupt|StopIteration)\b)`},
 	"go":     {`^\S`, `^(\s|$|goroutine \d+ \[|[\w./*()\-\[\]]+\(.*\)$|created by |exit status \d+|\[signal |panic: |\[recovered\])`},
 }

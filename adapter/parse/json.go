@@ -36,34 +36,25 @@ func (JSON) Parse(line []byte, r *Record) error {
 		vs := i
 		i = endValue(line, i)
 		val := line[vs:i]
-		kkind := String
-		if bytes.IndexByte(key, '\\') >= 0 {
-			kkind = Quoted
+		if bytes.IndexByte(key, '\\') >= 0 { // rare: decode the key's escapes
+			var k string
+			if json.Unmarshal(line[ks-1:ke], &k) == nil {
+				key = []byte(k)
+			}
 		}
-		if kkind == String && val[0] == '"' && assign(r, key, val[1:len(val)-1], Quoted) {
+		if val[0] == '"' && assign(r, key, val[1:len(val)-1], Quoted) {
 			continue
 		}
-		if kkind == String && (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) && isTimeKey(key) && r.Time == nil {
+		if (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) && isTimeKey(key) && r.Time == nil {
 			r.Time = val
 			continue
 		}
-		if kkind == Quoted {
-			// rare: escaped key; keep it raw-quoted so it is re-escaped correctly
-			r.Fields = append(r.Fields, Field{Key: key, Value: val, Kind: Raw | keyQuoted})
+		if hasKey(r, key) { // JSON allows repeated keys; Elasticsearch does not: keep the first
 			continue
 		}
 		r.Add(key, val, Raw)
 	}
 }
-
-// keyQuoted marks (on a Raw field) that the key holds JSON escapes.
-const keyQuoted Kind = 0x80
-
-// KeyQuoted reports whether f's key holds escapes to resolve.
-func (f *Field) KeyQuoted() bool { return f.Kind&keyQuoted != 0 }
-
-// ValueKind is f's kind without flags.
-func (f *Field) ValueKind() Kind { return f.Kind &^ keyQuoted }
 
 func isTimeKey(k []byte) bool {
 	switch string(k) {

@@ -113,6 +113,12 @@ type FileStat struct {
 	Committed int64
 }
 
+type fileRef struct {
+	path string
+	fd   *os.File
+	pos  *checkpoint.Position
+}
+
 type fpKey struct {
 	fp  uint64
 	len int
@@ -135,7 +141,7 @@ type Tailer struct {
 
 	mu    sync.Mutex
 	stats Stats
-	snap  []FileStat
+	snap  []fileRef
 }
 
 type truncRec struct {
@@ -170,11 +176,25 @@ func New(cfg Config, store *checkpoint.Store, h Handler, log *slog.Logger) *Tail
 // Stats returns the counters.
 func (t *Tailer) Stats() Stats { t.mu.Lock(); defer t.mu.Unlock(); return t.stats }
 
-// Files returns every open file's progress (as of the last scan).
+// Files returns every open file's progress: its size now and the offset
+// acknowledged now (safe to call while the tailer is blocked).
 func (t *Tailer) Files() []FileStat {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	return append([]FileStat(nil), t.snap...)
+	refs := append([]fileRef(nil), t.snap...)
+	t.mu.Unlock()
+	out := make([]FileStat, 0, len(refs))
+	for _, r := range refs {
+		st, err := r.fd.Stat()
+		if err != nil { // closed meanwhile
+			continue
+		}
+		var c int64
+		if r.pos != nil {
+			c = r.pos.Committed()
+		}
+		out = append(out, FileStat{Path: r.path, Size: st.Size(), Committed: c})
+	}
+	return out
 }
 
 // Run follows files until stop closes (or ctx ends, or the handler fails).
@@ -791,13 +811,9 @@ func (t *Tailer) closeAll() {
 }
 
 func (t *Tailer) publish() {
-	snap := make([]FileStat, 0, len(t.order))
+	snap := make([]fileRef, 0, len(t.order))
 	for _, f := range t.order {
-		var c int64
-		if f.Pos != nil {
-			c = f.Pos.Committed()
-		}
-		snap = append(snap, FileStat{Path: f.Path, Size: f.size, Committed: c})
+		snap = append(snap, fileRef{path: f.Path, fd: f.fd, pos: f.Pos})
 	}
 	t.mu.Lock()
 	t.snap = snap
