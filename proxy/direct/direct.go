@@ -53,8 +53,6 @@ func New(o Options) *Forwarder {
 			IdleConnTimeout:       o.IdleTimeout,
 			DisableCompression:    true,
 			ExpectContinueTimeout: 0,
-			WriteBufferSize:       32 << 10,
-			ReadBufferSize:        32 << 10,
 		}
 		var p http.Protocols
 		if h2 {
