@@ -21,23 +21,37 @@ var outage = flag.Duration("outage", 30*time.Second, "how long TestVaultOutage k
 // the server and a function that unseals it again after a restart.
 func startPersistentVault(t *testing.T) (*testenv.Vault, func()) {
 	t.Helper()
+	return startServerVault(t, nil)
+}
+
+// startServerVault is startPersistentVault, with a TLS listener that
+// requires client certificates when tls is set.
+func startServerVault(t *testing.T, tls *tlsFiles) (*testenv.Vault, func()) {
+	t.Helper()
 	bin := testenv.Binary(t, "vault")
 	dir := t.TempDir()
 	port := testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	scheme, listener, client, cliFlags := "http", "tls_disable = true", http.DefaultClient, []string(nil)
+	if tls != nil {
+		scheme = "https"
+		listener = fmt.Sprintf("tls_cert_file = %q\n  tls_key_file = %q\n  tls_require_and_verify_client_cert = true\n  tls_client_ca_file = %q", tls.serverCert, tls.serverKey, tls.ca)
+		client = tls.client
+		cliFlags = []string{"-ca-cert=" + tls.ca, "-client-cert=" + tls.clientCert, "-client-key=" + tls.clientKey}
+	}
 	cfg := writeFile(t, filepath.Join(dir, "vault.hcl"), fmt.Sprintf(`
 storage "file" { path = %q }
 listener "tcp" {
   address = %q
-  tls_disable = true
+  %s
 }
 disable_mlock = true
-api_addr = "http://%s"
-`, filepath.Join(dir, "data"), addr, addr))
-	health := "http://" + addr + "/v1/sys/health?uninitcode=200&sealedcode=200&standbycode=200"
+api_addr = "%s://%s"
+`, filepath.Join(dir, "data"), addr, listener, scheme, addr))
+	health := scheme + "://" + addr + "/v1/sys/health?uninitcode=200&sealedcode=200&standbycode=200"
 	p := testenv.NewProcess(t, "vault-server", []string{bin, "server", "-config", cfg}, []string{"HOME=" + dir, "VAULT_DISABLE_MLOCK=true", "SKIP_SETCAP=1"},
 		func() error {
-			resp, err := http.Get(health)
+			resp, err := client.Get(health)
 			if err != nil {
 				return err
 			}
@@ -48,20 +62,23 @@ api_addr = "http://%s"
 			return nil
 		})
 	p.Start()
-	v := &testenv.Vault{Process: p, Addr: "http://" + addr}
+	v := &testenv.Vault{Process: p, Addr: scheme + "://" + addr}
+	withTLS := func(args ...string) []string {
+		return append(append([]string{args[0], args[1]}, cliFlags...), args[2:]...)
+	}
 	var init struct {
 		Keys  []string `json:"unseal_keys_b64"`
 		Token string   `json:"root_token"`
 	}
-	if err := json.Unmarshal([]byte(v.CLI(t, "operator", "init", "-key-shares=1", "-key-threshold=1", "-format=json")), &init); err != nil {
+	if err := json.Unmarshal([]byte(v.CLI(t, withTLS("operator", "init", "-key-shares=1", "-key-threshold=1", "-format=json")...)), &init); err != nil {
 		t.Fatalf("vault operator init: %v", err)
 	}
 	v.Token = secret("root token", init.Token)
 	key := secret("unseal key", init.Keys[0])
 	unseal := func() {
-		v.CLI(t, "operator", "unseal", key)
+		v.CLI(t, withTLS("operator", "unseal", key)...)
 		eventually(t, 30*time.Second, "vault active", func() error {
-			resp, err := http.Get(v.Addr + "/v1/sys/health")
+			resp, err := client.Get(v.Addr + "/v1/sys/health")
 			if err != nil {
 				return err
 			}
@@ -133,5 +150,14 @@ func TestVaultOutage(t *testing.T) {
 	})
 	if _, err := os.Stat(out + "/password"); err != nil {
 		t.Fatal(err)
+	}
+	if *outage > 25*time.Second {
+		// The 20 s token expired while Vault was away: a fresh login, no restart.
+		eventually(t, 30*time.Second, "second login", func() error {
+			if n := a.metric(`sidecarkit_ambassador_logins_total{result="ok"}`); n < 2 {
+				return fmt.Errorf("%v logins", n)
+			}
+			return nil
+		})
 	}
 }
