@@ -568,3 +568,68 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		t.Errorf("password echoed:\n%s", out.String())
 	}
 }
+
+// TestBinaryLifecycle runs the built binary as a pod would: ready after the
+// first sync, metrics on the admin port, SIGTERM → exit 0.
+func TestBinaryLifecycle(t *testing.T) {
+	c := testenv.StartConsul(t)
+	kv := kvClient(t, c)
+	put(t, kv, "bin/conf", "1")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "configsync")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/configsync")
+	build.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	var logs syncBuf
+	cmd := exec.Command(bin, "--tree", "bin="+dir+"/cfg")
+	cmd.Env = []string{"CONSUL_HTTP_ADDR=" + c.Addr, "CONSUL_HTTP_TOKEN=tok-must-not-leak", "CONFIGSYNC_ADMIN_ADDR=" + admin}
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+		}
+	}()
+	eventually(t, "readyz 200", func() bool {
+		r, err := http.Get("http://" + admin + "/readyz")
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		return r.StatusCode == 200
+	})
+	if b, _ := os.ReadFile(dir + "/cfg/conf"); string(b) != "1" {
+		t.Fatalf("conf = %q", b)
+	}
+	r, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	body.ReadFrom(r.Body)
+	r.Body.Close()
+	for _, m := range []string{"sidecarkit_configsync_syncs_total", "sidecarkit_configsync_staleness_seconds", "sidecarkit_configsync_last_success_timestamp_seconds"} {
+		if !strings.Contains(body.String(), m) {
+			t.Errorf("metric %s missing", m)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit after SIGTERM\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "tok-must-not-leak") || strings.Contains(body.String(), "tok-must-not-leak") {
+		t.Fatal("token leaked into logs or metrics")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sort"
 	"time"
@@ -41,6 +42,7 @@ func NewConsul(o ConsulOptions) (*Consul, error) {
 	tls := api.TLSConfig{Address: o.TLSServerName, CAFile: o.CACert, CertFile: o.ClientCert, KeyFile: o.ClientKey, InsecureSkipVerify: o.TLSSkipVerify}
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,

@@ -41,6 +41,8 @@ type Options struct {
 	// the same index quickly (a proxy that breaks blocking): the fallback
 	// becomes polling. Default 1s.
 	SpuriousDelay time.Duration
+	// RequestTimeout bounds a read beyond its blocking wait. Default 15s.
+	RequestTimeout time.Duration
 }
 
 // Manager runs one watcher per dependency.
@@ -81,6 +83,9 @@ func New(ctx context.Context, f Fetcher, b *brain.Brain, log *slog.Logger, o Opt
 	}
 	if o.Interval <= 0 {
 		o.Interval = time.Minute
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 15 * time.Second
 	}
 	if o.SpuriousDelay <= 0 {
 		o.SpuriousDelay = time.Second
@@ -186,18 +191,20 @@ func (m *Manager) run(ctx context.Context, w *watcher) {
 	var bo = backoff.Backoff{Policy: m.opts.Backoff}
 	afterErr := false
 	for ctx.Err() == nil {
-		w.mu.Lock()
-		if w.resync {
-			w.resync, index = false, 0
-		}
-		fctx, cancel := context.WithCancel(ctx)
-		w.fetchCancel = cancel
-		w.mu.Unlock()
-
 		wait := time.Duration(0)
 		if m.opts.Blocking && index > 0 && !afterErr {
 			wait = m.opts.Interval
 		}
+		w.mu.Lock()
+		if w.resync {
+			w.resync, index, wait = false, 0, 0
+		}
+		// Consul answers a blocking query within wait plus up to wait/16 of
+		// jitter; past that (and a margin) the connection is dead.
+		fctx, cancel := context.WithTimeout(ctx, wait+wait/16+m.opts.RequestTimeout)
+		w.fetchCancel = cancel
+		w.mu.Unlock()
+
 		start := time.Now()
 		data, newIndex, err := m.fetch.Fetch(fctx, w.dep, index, wait)
 		cancel()

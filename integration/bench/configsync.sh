@@ -18,6 +18,6 @@ done
 echo "bench-configsync: building configsync and the harness..."
 (cd "$root/configsync" && go build -trimpath -ldflags='-s -w' -o "$work/configsync" ./cmd/configsync \
   && go build -o "$work/bench" ./internal/bench)
-"$work/bench" -consul "$bin/consul" -consul-template "$bin/consul-template" -configsync "$work/configsync" \
+"$work/bench" -rt -consul "$bin/consul" -consul-template "$bin/consul-template" -configsync "$work/configsync" \
   -changes "${1:-1000}" -out "$here/results/configsync.md"
 cat "$here/results/configsync.md"
