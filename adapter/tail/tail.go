@@ -89,6 +89,7 @@ type File struct {
 	waitSince time.Time // copy of another live file: waiting
 	startOff  int64     // where reading started (a copy may still be shorter)
 	lastTry   time.Time // last attempt to settle the identity
+	atEOF     bool      // the last read met the end: check identity before reading on
 	long      []byte    // head of an overlong line being skipped
 	longStart int64
 	skipping  bool
@@ -480,6 +481,7 @@ func (t *Tailer) truncate(f *File, now time.Time) error {
 	f.buf = f.buf[:0]
 	f.consumed, f.readOff, f.startOff = 0, 0, 0
 	f.long, f.skipping = nil, false
+	f.atEOF = false
 	f.growth = now
 	return nil
 }
@@ -620,12 +622,6 @@ func (t *Tailer) readAll(ctx context.Context, stop <-chan struct{}) (progress bo
 		if n > 0 {
 			progress = true
 			f.growth = now
-		} else if st, err := f.fd.Stat(); err == nil && st.Size() < f.readOff && f.readOff > f.startOff {
-			// shrank under us (copytruncate): do not wait for the next scan
-			f.size = st.Size()
-			if err := t.truncate(f, now); err != nil {
-				return progress, err
-			}
 		} else if f.gone && now.Sub(f.growth) >= t.cfg.RotateWait {
 			if err := t.drainGone(f); err != nil {
 				return progress, err
@@ -683,8 +679,38 @@ func (t *Tailer) close(f *File) {
 	t.log.Info("tail: closed rotated file after shipping it", "path", f.Path, "offset", f.consumed)
 }
 
+// changed reports whether f was truncated or rewritten since it was last
+// read to its end: smaller than what was read, or another first line.
+func (t *Tailer) changed(f *File) bool {
+	if st, err := f.fd.Stat(); err == nil {
+		f.size = st.Size()
+		if f.size < f.readOff && f.readOff > f.startOff {
+			return true
+		}
+		if f.size == f.readOff {
+			return false // nothing new: nothing to check yet
+		}
+	}
+	fp, n, ok := t.fingerprint(f, f.Key.FPLen)
+	return ok && (fp != f.Key.FP || n != f.Key.FPLen)
+}
+
 // read reads up to budget bytes from f and hands out its complete lines.
 func (t *Tailer) read(f *File, budget int) (int, error) {
+	if f.atEOF {
+		// new data after a pause: make sure it is the same file first
+		// (copytruncate may have refilled it past our offset)
+		if t.changed(f) {
+			if err := t.truncate(f, time.Now()); err != nil {
+				return 0, err
+			}
+			return 0, nil
+		}
+		if f.size == f.readOff {
+			return 0, nil
+		}
+		f.atEOF = false
+	}
 	total := 0
 	for total < budget {
 		if f.buf == nil {
@@ -696,6 +722,9 @@ func (t *Tailer) read(f *File, budget int) (int, error) {
 			}
 		}
 		n, err := f.fd.ReadAt(f.buf[len(f.buf):cap(f.buf)], f.readOff)
+		if n < cap(f.buf)-len(f.buf) {
+			f.atEOF = true
+		}
 		if n == 0 {
 			if err != nil && !errors.Is(err, io.EOF) {
 				t.log.Warn("tail: read failed", "path", f.Path, "err", err)
