@@ -11,6 +11,7 @@ require (
 	github.com/sidecarkit/sidecarkit/shared v0.0.0
 	golang.org/x/net v0.59.0
 	golang.org/x/sys v0.48.0
+	golang.org/x/time v0.12.0
 )
 
 require (
