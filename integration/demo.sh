@@ -29,10 +29,11 @@ up() {
   local t0; t0=$(date +%s)
   local cache=${SIDECARKIT_CACHE:-$HOME/.cache/sidecarkit}
   local missing=()
-  for s in vault consul victorialogs; do [ -x "$cache/bin/$s" ] || missing+=("$s"); done
+  for s in vault consul victorialogs; do
+    docker image inspect "sidecarkit/server-$s:latest" >/dev/null 2>&1 || [ -x "$cache/bin/$s" ] || missing+=("$s")
+  done
   if [ ${#missing[@]} -gt 0 ]; then
-    say "building the servers the demo needs: ${missing[*]} (from source; a first Vault build takes 10-20 minutes on 2 cores)"
-    "$here/testenv/build.sh" "${missing[@]}"
+    say "first run: building ${missing[*]} from source for the server images (Vault takes 10-20 minutes on 2 cores; progress every 30 s)"
   fi
   if [ "${SK_REBUILD:-0}" = 1 ]; then
     say "rebuilding the sidecarkit images"
@@ -41,6 +42,7 @@ up() {
     say "building the images that are missing (SK_REBUILD=1 or 'make images' rebuilds them)"
     "$here/images.sh" --missing
   fi
+  pick_ports
   say "starting the pod (project $project): servers, seed, init, helpers, then the app"
   "${dc[@]}" up -d --remove-orphans
   say "waiting for the app to be healthy"
@@ -72,11 +74,11 @@ up() {
 
   # 3. Rotate the DB password in Vault: the ambassador re-renders /vault/secrets and SIGHUPs the app
   curl -s http://$app/state | grep password_sha256
-  $DC exec vault vault kv put secret/demoapp username=demoapp password=rotated-\$RANDOM
+  $DC exec -T vault vault kv put secret/demoapp username=demoapp password=rotated-\$RANDOM
   sleep 3; curl -s http://$app/state | grep password_sha256      # a new fingerprint
 
   # 4. Change the config in Consul: configsync publishes the tree and SIGHUPs the app
-  $DC exec consul consul kv put config/demoapp/greeting bonjour
+  $DC exec -T consul consul kv put config/demoapp/greeting bonjour
   sleep 1; curl -s http://$app/                     # "bonjour from demoapp ..."
 
   # 5. The app's legacy log lines, normalized to JSON by the adapter, in VictoriaLogs
@@ -91,6 +93,21 @@ up() {
   # Remove everything
   make demo-down
 TRY
+}
+
+# pick_ports keeps the default host ports unless one is taken (or already set
+# by the user); a taken one becomes "" = a free port docker picks.
+pick_ports() {
+  local spec var def
+  for spec in SK_APP_PORT:18080 SK_PROXY_ADMIN_PORT:15000 SK_PROXY_PROM_PORT:15090 SK_VAULT_PORT:18200 SK_CONSUL_PORT:18500 SK_VLOGS_PORT:19428; do
+    var=${spec%%:*} def=${spec#*:}
+    [ -n "${!var+set}" ] && continue
+    # our own running stack holds its ports: keep them
+    if [ -z "$("${dc[@]}" ps -q 2>/dev/null)" ] && (exec 3<>"/dev/tcp/127.0.0.1/$def") 2>/dev/null; then
+      echo "demo: 127.0.0.1:$def is taken; $var gets a free port instead (shown below)"
+      export "$var="
+    fi
+  done
 }
 
 hostport() { # service port → 127.0.0.1:port on the host

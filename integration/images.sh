@@ -60,18 +60,34 @@ gobuild() { # module dir, package, output
   (cd "$root/$1" && GOWORK=off CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "$LDFLAGS" -o "$3" "$2")
 }
 
+# progress label cmd... — runs cmd, printing a line every 30 s while it runs
+# (a cold Go build of Vault prints nothing for many minutes).
+progress() {
+  local label=$1; shift
+  "$@" &
+  local pid=$! t0; t0=$(date +%s)
+  while kill -0 "$pid" 2>/dev/null; do
+    for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do
+      sleep 1; kill -0 "$pid" 2>/dev/null || break
+    done
+    kill -0 "$pid" 2>/dev/null && echo "images.sh: ... still $label ($(( $(date +%s) - t0 ))s)" >&2
+  done
+  wait "$pid"
+}
+
 # server_bin name → path of the `make testenv` binary, building it when missing
 # (and waiting for a build of it already running, e.g. `make testenv`).
 server_bin() {
   local name=$1 bin=$cache/bin
   local waited=0
   while pgrep -f "$bin/$name-v[^ ]*\.tmp" >/dev/null 2>&1; do
-    [ $waited -eq 0 ] && echo "images.sh: waiting for a $name build already in progress (a cold Vault build takes 10+ minutes)..."
-    waited=1; sleep 10
+    [ $waited -eq 0 ] && echo "images.sh: waiting for a $name build already in progress (a cold Vault build takes 10-20 minutes)..." >&2
+    [ $waited -gt 0 ] && [ $((waited % 3)) -eq 0 ] && echo "images.sh: ... still waiting for the $name build ($((waited * 10))s)" >&2
+    waited=$((waited + 1)); sleep 10
   done
   if [ ! -x "$bin/$name" ]; then
-    echo "images.sh: $name is not built yet: running integration/testenv/build.sh $name (a first build takes minutes)"
-    "$here/testenv/build.sh" "$name"
+    echo "images.sh: $name is not built yet: running integration/testenv/build.sh $name (a first build from source takes minutes; Vault 10-20 on 2 cores)" >&2
+    progress "building $name" "$here/testenv/build.sh" "$name" >&2
   fi
   echo "$bin/$name"
 }
