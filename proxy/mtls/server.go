@@ -66,6 +66,7 @@ func NewServer(cfg ServerConfig, log *slog.Logger) (*Server, error) {
 	}
 	s.tls = &tls.Config{
 		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"}, // so http.Server.Serve sets up HTTP/2 for these conns
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			b := s.cur.Load()
 			return &tls.Config{
