@@ -63,6 +63,9 @@ type harness struct {
 	rt   *app.Runtime
 	logs *syncBuf
 	done chan error
+
+	stop     func()
+	stopOnce sync.Once
 }
 
 func kvClient(t *testing.T, c *testenv.Consul) *api.KV {
@@ -104,17 +107,22 @@ func start(t *testing.T, consul *testenv.Consul, args ...string) *harness {
 	h := &harness{t: t, rt: app.NewRuntime("configsync", log), logs: logs, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { h.done <- configsync.Run(ctx, h.rt, c) }()
-	t.Cleanup(func() {
-		h.rt.Stop()
-		select {
-		case err := <-h.done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
+	h.stop = func() {
+		h.stopOnce.Do(func() {
+			h.rt.Stop()
+			select {
+			case err := <-h.done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("Run did not stop")
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("Run did not stop")
-		}
-		cancel()
+			cancel()
+		})
+	}
+	t.Cleanup(func() {
+		h.stop()
 		if t.Failed() {
 			t.Logf("configsync log:\n%s", logs.String())
 		}
@@ -435,11 +443,17 @@ func TestSignalReachesChildProcess(t *testing.T) {
 	eventually(t, "child ready", func() bool { _, err := os.Stat(record + ".ready"); return err == nil })
 
 	h := start(t, c, "--file", "hup/conf="+dir+"/conf", "--notify-process", name, "--notify-signal", "HUP", "--notify-debounce", "0")
-	// The first publish is a change too: the app may have started before it.
-	eventually(t, "first HUP", func() bool { b, _ := os.ReadFile(record); return strings.Count(string(b), "HUP") == 1 })
+	// A file created from nothing at start is no news to the app; a
+	// replaced one is. (An existing file changed while configsync was down
+	// is news too: see the restart below.)
+	eventually(t, "first sync", h.synced)
 	put(t, kv, "hup/conf", "2")
-	eventually(t, "second HUP", func() bool { b, _ := os.ReadFile(record); return strings.Count(string(b), "HUP") == 2 })
-	eventually(t, "counted", func() bool { return h.metric("sidecarkit_configsync_notifications_total", "result", "ok") == 2 })
+	eventually(t, "HUP after a change", func() bool { b, _ := os.ReadFile(record); return strings.Count(string(b), "HUP") == 1 })
+	eventually(t, "counted", func() bool { return h.metric("sidecarkit_configsync_notifications_total", "result", "ok") == 1 })
+	h.stop()
+	put(t, kv, "hup/conf", "3")
+	start(t, c, "--file", "hup/conf="+dir+"/conf", "--notify-process", name, "--notify-signal", "HUP", "--notify-debounce", "0")
+	eventually(t, "HUP after a restart that replaced the file", func() bool { b, _ := os.ReadFile(record); return strings.Count(string(b), "HUP") == 2 })
 }
 
 func TestWebhookRetriedUntil200(t *testing.T) {
@@ -458,6 +472,8 @@ func TestWebhookRetriedUntil200(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	h := start(t, c, "--file", "hook/conf="+dir+"/conf", "--notify-url", srv.URL+"/-/reload", "--notify-status", "200", "--notify-debounce", "0")
+	eventually(t, "first sync", h.synced)
+	put(t, kv, "hook/conf", "2")
 	eventually(t, "notification delivered", func() bool { return h.metric("sidecarkit_configsync_notifications_total", "result", "ok") == 1 })
 	if n := calls.Load(); n != 3 {
 		t.Fatalf("webhook called %d times, want 3 (503, 503, 200)", n)

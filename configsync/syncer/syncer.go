@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -222,12 +223,14 @@ func (s *Syncer) cycle(ctx context.Context) (done bool, err error) {
 		s.Metrics.Syncs.WithLabelValues("error").Inc()
 		return true, fmt.Errorf("%w: %w", app.ErrConfig, errors.Join(renderErrs...))
 	}
-	changed := 0
+	changed, replaced := 0, 0
 	var pubErrs []error
 	for i, o := range s.Outputs {
 		if results[i].Err != nil {
 			continue
 		}
+		_, statErr := os.Lstat(o.Dest)
+		existed := statErr == nil
 		ch, err := o.publishResult(results[i])
 		if err != nil {
 			s.Metrics.Errors.WithLabelValues("publish").Inc()
@@ -237,6 +240,9 @@ func (s *Syncer) cycle(ctx context.Context) (done bool, err error) {
 		}
 		if ch {
 			changed++
+			if existed {
+				replaced++
+			}
 			s.Metrics.Published.Inc()
 			s.Log.Info("published", "output", o.String())
 		}
@@ -248,7 +254,10 @@ func (s *Syncer) cycle(ctx context.Context) (done bool, err error) {
 	} else {
 		s.Metrics.Syncs.WithLabelValues("error").Inc()
 	}
-	if changed > 0 {
+	// Before the first complete sync, files created from nothing cannot have
+	// been read by the app yet (it waits for readiness or the init
+	// container): only a replaced file is news to it.
+	if changed > 0 && (s.ready || replaced > 0) {
 		if s.Once {
 			if err := s.Notify.NotifyNow(ctx); err != nil {
 				return true, fmt.Errorf("notify the app: %w", err)
