@@ -111,7 +111,7 @@ func Bind(l *config.Loader, c *Config) {
 	l.String(&c.Checkpoint, "checkpoint-file", "/var/lib/adapter/checkpoint.json", "where shipped positions are kept (empty: in memory only)")
 
 	l.Int(&c.BatchDocs, "batch-docs", 5000, "flush a bulk request at this many documents")
-	l.Int(&c.BatchBytes, "batch-bytes", 4<<20, "flush a bulk request at this many bytes (uncompressed)")
+	l.Int(&c.BatchBytes, "batch-bytes", 2<<20, "flush a bulk request at this many bytes (uncompressed)")
 	l.Duration(&c.FlushInterval, "flush-interval", time.Second, "flush a bulk request this long after its first document")
 	l.Int(&c.QueueBatches, "queue-batches", 2, "batches that may wait for a sender (bounded memory: reading stops when full)")
 	l.Int(&c.Senders, "senders", 2, "concurrent bulk requests")
