@@ -34,8 +34,8 @@ type result struct {
 	rssKiB       int
 }
 
-func (r result) mibps() float64    { return float64(r.bytes) / (1 << 20) / r.wall.Seconds() }
-func (r result) linesps() float64  { return float64(r.lines) / r.wall.Seconds() }
+func (r result) mibps() float64     { return float64(r.bytes) / (1 << 20) / r.wall.Seconds() }
+func (r result) linesps() float64   { return float64(r.lines) / r.wall.Seconds() }
 func (r result) mibPerCPU() float64 { return float64(r.bytes) / (1 << 20) / r.cpu }
 
 func main() {
