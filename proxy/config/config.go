@@ -63,6 +63,7 @@ type Config struct {
 	MaxHeaderBytes      int           // request head larger than this -> 431
 	MaxRequestBodyBytes int64         // default body cap (0: none); routes override
 	OutboundPassthrough bool          // transparent outbound: unmatched traffic goes to its original destination (else 404 NR)
+	Pprof               bool          // serve net/http/pprof under /debug/pprof/ on the admin port
 
 	Listeners []Listener               `yaml:"listeners"`
 	Routes    []Route                  `yaml:"routes"`
@@ -169,6 +170,7 @@ func Bind(l *skconfig.Loader, c *Config) {
 	l.Int(&c.MaxHeaderBytes, "max-header-bytes", 64<<10, "request head larger than this answers 431")
 	l.Var(int64Value{&c.MaxRequestBodyBytes}, "max-request-body-bytes", "default request body cap in bytes, 413 above it (0: none; routes override)")
 	l.Bool(&c.OutboundPassthrough, "outbound-passthrough", true, "transparent mode: outbound traffic no route matches goes to its original destination (false: 404 with flag NR)")
+	l.Bool(&c.Pprof, "pprof", false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin port")
 	l.Section(&c.Listeners, "listeners", "listeners (name, address, direction, transparent, target, cluster, protocol, sni); default derived from the flags")
 	l.Section(&c.Routes, "routes", "HTTP routes (name, listeners, match{hosts,path,headers,port}, cluster, header add/remove, max_request_body_bytes, timeout)")
 	l.Section(&c.Clusters, "clusters", "upstream clusters (name, endpoints, protocol)")

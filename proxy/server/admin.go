@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"regexp"
 	"sort"
 	"strings"
@@ -53,6 +54,12 @@ func (s *Server) registerAdmin() {
 		enc.Encode(s.configDump())
 	})
 	mux.HandleFunc("GET /stats", s.statsText)
+	if s.cfg.Load().Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /stats/prometheus", promhttp.HandlerFor(s.rt.Registry, promhttp.HandlerOpts{}))
 }
 
