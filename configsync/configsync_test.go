@@ -649,3 +649,96 @@ func TestBinaryLifecycle(t *testing.T) {
 		t.Fatal("token leaked into logs or metrics")
 	}
 }
+
+func TestOwnerModeAndCommandNotification(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Unavailable(t, "chown to another user needs root")
+	}
+	c := testenv.StartConsul(t)
+	kv := kvClient(t, c)
+	put(t, kv, "own/conf", "1")
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "reloaded")
+	yaml := filepath.Join(dir, "configsync.yaml")
+	os.WriteFile(yaml, []byte(fmt.Sprintf(`outputs:
+  - key: own/conf
+    dest: %s/conf
+    mode: "0600"
+    owner: "1234:5678"
+notify-command: touch %s
+notify-debounce: 0s
+`, dir, marker)), 0o644)
+	h := start(t, c, "--config", yaml)
+	eventually(t, "first sync", h.synced)
+	st, err := os.Stat(dir + "/conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	if st.Mode().Perm() != 0o600 || sys.Uid != 1234 || sys.Gid != 5678 {
+		t.Fatalf("mode %v owner %d:%d", st.Mode(), sys.Uid, sys.Gid)
+	}
+	put(t, kv, "own/conf", "2")
+	eventually(t, "command ran", func() bool { _, err := os.Stat(marker); return err == nil })
+}
+
+// TestConsulTLS runs a real Consul agent that serves HTTPS only, with a CA
+// and server certificate made by `consul tls`, and reads from it with
+// CONSUL_CACERT.
+func TestConsulTLS(t *testing.T) {
+	bin := testenv.Binary(t, "consul")
+	certs := t.TempDir()
+	for _, args := range [][]string{{"tls", "ca", "create"}, {"tls", "cert", "create", "-server", "-dc", "dc1"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = certs
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("consul %v: %v\n%s", args, err, out)
+		}
+	}
+	ca := filepath.Join(certs, "consul-agent-ca.pem")
+	ports := make([]string, 6)
+	for i := range ports {
+		ports[i] = fmt.Sprint(testenv.FreePort(t))
+	}
+	hcl := fmt.Sprintf(`ports { http = -1, https = %s, grpc_tls = -1 }
+tls { defaults { ca_file = %q, cert_file = %q, key_file = %q, verify_incoming = false } }`,
+		ports[0], ca, filepath.Join(certs, "dc1-server-consul-0.pem"), filepath.Join(certs, "dc1-server-consul-0-key.pem"))
+	addr := "127.0.0.1:" + ports[0]
+	tlsCfg := api.TLSConfig{CAFile: ca}
+	client := func() *api.Client {
+		cl, err := api.NewClient(&api.Config{Address: addr, Scheme: "https", TLSConfig: tlsCfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cl
+	}
+	p := testenv.NewProcess(t, "consul-tls", []string{bin, "agent", "-dev", "-client", "127.0.0.1", "-bind", "127.0.0.1",
+		"-dns-port", ports[1], "-server-port", ports[2], "-serf-lan-port", ports[3], "-serf-wan-port", ports[4], "-grpc-port", ports[5],
+		"-hcl", hcl, "-log-level", "warn"}, nil, func() error {
+		leader, err := client().Status().Leader()
+		if err == nil && leader == "" {
+			err = fmt.Errorf("no leader yet")
+		}
+		return err
+	})
+	p.Start()
+	if _, err := client().KV().Put(&api.KVPair{Key: "tls/conf", Value: []byte("secure")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	code, out := runOnce(t, []string{"CONSUL_HTTP_ADDR=https://" + addr, "CONSUL_CACERT=" + ca}, "--file", "tls/conf="+dir+"/conf")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if b, _ := os.ReadFile(dir + "/conf"); string(b) != "secure" {
+		t.Fatalf("conf = %q", b)
+	}
+	// The source URL form of the same.
+	code, out = runOnce(t, []string{"CONFIG_SOURCE=consul+https://" + addr + "/tls", "CONSUL_CACERT=" + ca}, "--dest", dir+"/tree")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if b, _ := os.ReadFile(dir + "/tree/conf"); string(b) != "secure" {
+		t.Fatalf("tree/conf = %q", b)
+	}
+}
