@@ -612,6 +612,10 @@ func (t *Tailer) readAll(ctx context.Context, stop <-chan struct{}) (progress bo
 				}
 			}
 			if !f.fpReady {
+				if f.gone && now.Sub(f.goneAt) >= t.cfg.RotateWait {
+					t.close(f) // gone before it held a single byte
+					i--
+				}
 				continue
 			}
 		}

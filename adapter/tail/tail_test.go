@@ -229,3 +229,42 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestEmptyDeletedFileIsClosed(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "empty.log")
+	os.WriteFile(path, nil, 0o644)
+	_, tl := run(t, Config{Include: []string{path}}, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(tl.Files()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	os.Remove(path)
+	for len(tl.Files()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(tl.Files()); n != 0 {
+		t.Fatalf("an empty deleted file is still open")
+	}
+}
+
+func TestSymlinkedPathFollowsItsTargetAcrossRotation(t *testing.T) {
+	// kubelet style: /var/log/containers/x.log → /var/log/pods/.../0.log
+	dir := t.TempDir()
+	pods := filepath.Join(dir, "pods")
+	os.MkdirAll(pods, 0o755)
+	target := filepath.Join(pods, "0.log")
+	link := filepath.Join(dir, "x.log")
+	f, _ := os.Create(target)
+	appendLines(t, f, "line", 0, 10)
+	os.Symlink(target, link)
+	rec, _ := run(t, Config{Include: []string{link}}, nil)
+	rec.waitFor(t, 10)
+	os.Rename(target, target+".20240115-143201")
+	appendLines(t, f, "line", 10, 20)
+	f.Close()
+	nf, _ := os.Create(target)
+	appendLines(t, nf, "line", 20, 30)
+	nf.Close()
+	expectExactly(t, rec.waitFor(t, 30), "line", 30)
+}
