@@ -83,3 +83,35 @@ func TestStoreKeepsLastGoodAndNeverHoldsPlaintext(t *testing.T) {
 		t.Fatal("error leaks the secret")
 	}
 }
+
+// The rendered secret file is outside input (the ambassador writes it).
+func FuzzParseSecret(f *testing.F) {
+	for _, s := range []string{"pw", `{"username":"u","password":"p"}`, `{"password":1}`, "{", "", " \n\t"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u, p, err := parseSecret(b)
+		if err != nil && (u != "" || p != "") {
+			t.Fatalf("error with values: %q %q %v", u, p, err)
+		}
+		if err == nil && p == "" && !strings.HasPrefix(strings.TrimSpace(string(b)), "{") {
+			t.Fatalf("raw secret accepted empty: %q", b)
+		}
+	})
+}
+
+// A legacy line is always one line, whatever the values hold.
+func FuzzLegacyLine(f *testing.F) {
+	f.Add("k", "v")
+	f.Add("note", "two words\nand a newline")
+	f.Add("q", `a "quoted" = value`)
+	f.Fuzz(func(t *testing.T, k, v string) {
+		if strings.ContainsAny(k, " \n\r=\"") {
+			return // keys are ours, never outside input
+		}
+		line := legacyLine(time.Unix(0, 0), "INFO", k, v)
+		if strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") {
+			t.Fatalf("not one line: %q", line)
+		}
+	})
+}

@@ -205,6 +205,50 @@ func TestPodEndToEnd(t *testing.T) {
 	run := fmt.Sprintf("e2e%d", time.Now().UnixNano())
 	secrets := []string{"initial-password-1"}
 
+	t.Run("startup order: init, then helpers ready, then the app", func(t *testing.T) {
+		state := func(svc string) (started, finished time.Time, exit string) {
+			id := strings.TrimSpace(s.mustDC("ps", "-q", svc))
+			out, err := exec.Command("docker", "inspect", "-f", "{{.State.StartedAt}} {{.State.FinishedAt}} {{.State.ExitCode}}", id).Output()
+			f := strings.Fields(string(out))
+			if err != nil || len(f) != 3 {
+				t.Fatalf("inspect %s: %v %q", svc, err, out)
+			}
+			started, _ = time.Parse(time.RFC3339Nano, f[0])
+			finished, _ = time.Parse(time.RFC3339Nano, f[1])
+			return started, finished, f[2]
+		}
+		_, initDone, code := state("init")
+		if code != "0" {
+			t.Fatalf("init exited %s", code)
+		}
+		for _, svc := range []string{"proxy", "ambassador", "configsync", "adapter", "app"} {
+			if st, _, _ := state(svc); !st.After(initDone) {
+				t.Errorf("%s started at %s, before init finished at %s", svc, st, initDone)
+			}
+		}
+		// The app's first load already had the secret and the settings: the
+		// helpers had rendered them before it started.
+		_, body, err := s.get("http://" + s.app + "/state")
+		var h struct {
+			SHA      string            `json:"password_sha256"`
+			Settings map[string]string `json:"settings"`
+			Reloads  int               `json:"reloads"`
+		}
+		if err != nil || json.Unmarshal([]byte(body), &h) != nil || h.SHA != fingerprint("initial-password-1") || h.Settings["greeting"] != "hello" {
+			t.Fatalf("app state at start: %v %s", err, body)
+		}
+		vl := &testenv.VictoriaLogs{URL: "http://" + s.vlogs}
+		eventually(t, "the app's start line in VictoriaLogs", time.Minute, func() error {
+			if n := vl.Count(t, `event:reload trigger:start password_sha256:`+h.SHA); n != 1 {
+				return fmt.Errorf("%d start lines with the secret loaded", n)
+			}
+			if n := vl.Count(t, `event:reload trigger:retry`); n != 0 {
+				return fmt.Errorf("the app had to retry loading %d times: it started before its files existed", n)
+			}
+			return nil
+		})
+	})
+
 	t.Run("inbound through the proxy", func(t *testing.T) {
 		rid := run + "-inbound"
 		code, body, err := s.get("http://"+s.app+"/?tag="+run, "X-Request-Id", rid)
@@ -377,6 +421,9 @@ func TestPodEndToEnd(t *testing.T) {
 		t.Logf("load: %+v", r)
 		if r.Failed != 0 || r.OK == 0 || !r.Unready {
 			t.Fatalf("drain: %d failed of %d (stopped by unready: %v): %v", r.Failed, r.Sent, r.Unready, r.Errors)
+		}
+		if r.AfterUnready == 0 {
+			t.Errorf("no request was in flight when the drain started; the test proved nothing")
 		}
 		for _, svc := range []string{"app", "proxy", "ambassador", "configsync", "adapter"} {
 			id := strings.TrimSpace(s.mustDC("ps", "-q", svc))

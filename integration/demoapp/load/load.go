@@ -29,14 +29,17 @@ type Options struct {
 
 // Result is what happened.
 type Result struct {
-	Sent       int            `json:"sent"`
-	OK         int            `json:"ok"`
-	Failed     int            `json:"failed"`
-	Statuses   map[string]int `json:"statuses"`
-	Errors     []string       `json:"errors,omitempty"` // the first 20 failures
-	Unready    bool           `json:"stopped_by_unready"`
-	UnreadyErr string         `json:"unready_reason,omitempty"`
-	Elapsed    string         `json:"elapsed"`
+	Sent     int            `json:"sent"`
+	OK       int            `json:"ok"`
+	Failed   int            `json:"failed"`
+	Statuses map[string]int `json:"statuses"`
+	Errors   []string       `json:"errors,omitempty"` // the first 20 failures
+	Unready  bool           `json:"stopped_by_unready"`
+	// AfterUnready counts requests that finished after the readiness URL
+	// failed: the ones in flight while the pod started draining.
+	AfterUnready int    `json:"finished_after_unready"`
+	UnreadyErr   string `json:"unready_reason,omitempty"`
+	Elapsed      string `json:"elapsed"`
 }
 
 // Run sends load until ctx ends, Duration passes or ReadyURL is not ready.
@@ -67,6 +70,9 @@ func Run(ctx context.Context, o Options, started chan<- struct{}) Result {
 		mu.Lock()
 		defer mu.Unlock()
 		res.Sent++
+		if stop.Load() {
+			res.AfterUnready++
+		}
 		key := fmt.Sprint(status)
 		if err != nil {
 			key = "error"
