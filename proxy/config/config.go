@@ -17,7 +17,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sidecarkit/sidecarkit/proxy/authz"
+	"github.com/sidecarkit/sidecarkit/proxy/fault"
+	"github.com/sidecarkit/sidecarkit/proxy/jwtauth"
 	"github.com/sidecarkit/sidecarkit/proxy/mtls"
+	"github.com/sidecarkit/sidecarkit/proxy/ratelimit"
 	"github.com/sidecarkit/sidecarkit/proxy/upstream"
 	skconfig "github.com/sidecarkit/sidecarkit/shared/config"
 )
@@ -92,6 +96,11 @@ type Listener struct {
 	// MTLS terminates mutual TLS on an inbound listener (STRICT or
 	// PERMISSIVE); the verified peer goes to the app in X-Forwarded-Client-Cert.
 	MTLS *mtls.ServerConfig `yaml:"mtls"`
+	// JWT authenticates and Authorization authorizes every HTTP request on
+	// the listener before routing (Istio's RequestAuthentication and
+	// AuthorizationPolicy for the workload).
+	JWT           *jwtauth.Config `yaml:"jwt"`
+	Authorization *authz.Config   `yaml:"authorization"`
 }
 
 // SNIRoute sends TLS connections whose ClientHello names one of Names to Cluster.
@@ -121,6 +130,10 @@ type Route struct {
 	// Policy: timeout, retries and subset selection, applied by the cluster
 	// (keys timeout, retries, header_subsets, weighted_subsets, subset).
 	Policy upstream.RoutePolicy `yaml:",inline"`
+	// RateLimit (local token bucket → 429) and Fault (delay/abort) apply to
+	// the route's requests, in that order, before they are forwarded.
+	RateLimit *ratelimit.Config `yaml:"rate_limit"`
+	Fault     *fault.Config     `yaml:"fault"`
 }
 
 // Match selects requests. Every set field must match.
@@ -366,6 +379,16 @@ func Validate(c *Config) error {
 				p = append(p, fmt.Errorf("%s: %w", key, err))
 			}
 		}
+		if l.JWT != nil {
+			if err := l.JWT.Validate(); err != nil {
+				p = append(p, fmt.Errorf("%s.jwt: %w", key, err))
+			}
+		}
+		if l.Authorization != nil {
+			if err := l.Authorization.Validate(); err != nil {
+				p = append(p, fmt.Errorf("%s.authorization: %w", key, err))
+			}
+		}
 		for j, s := range l.SNI {
 			sk := fmt.Sprintf("%s.sni[%d]", key, j)
 			if len(s.Names) == 0 {
@@ -458,6 +481,16 @@ func Validate(c *Config) error {
 		}
 		if err := r.Policy.Validate(cc); err != nil {
 			p = append(p, fmt.Errorf("%s: %w", key, err))
+		}
+		if r.RateLimit != nil {
+			if err := r.RateLimit.Validate(); err != nil {
+				p = append(p, fmt.Errorf("%s.rate_limit: %w", key, err))
+			}
+		}
+		if r.Fault != nil {
+			if err := r.Fault.Validate(); err != nil {
+				p = append(p, fmt.Errorf("%s.fault: %w", key, err))
+			}
 		}
 	}
 	return p.Err()

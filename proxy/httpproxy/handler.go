@@ -13,6 +13,7 @@
 package httpproxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -48,11 +49,17 @@ type Cluster interface {
 // Snapshot is the routing state a configuration produces; a reload swaps it
 // atomically while requests in flight keep the one they started with.
 type Snapshot struct {
-	Tables     map[string]*route.Table // by listener name
-	Clusters   map[string]Cluster
-	Middleware map[string]http.Handler // by route name: the route's chain ending in Forward
-	Listeners  map[string]config.Listener
-	Config     *config.Config
+	Tables   map[string]*route.Table // by listener name
+	Clusters map[string]Cluster
+	// Middleware is each route's chain (rate limit, fault) ending in
+	// Forward; ListenerChain each listener's (JWT, authorization) ending in
+	// Route. Both by name; absent means none.
+	Middleware    map[string]http.Handler
+	ListenerChain map[string]http.Handler
+	Listeners     map[string]config.Listener
+	// Closers release what the snapshot's middleware holds (JWKS refresh).
+	Closers []func()
+	Config  *config.Config
 }
 
 // Handler serves one listener's HTTP requests.
@@ -113,6 +120,8 @@ type exchange struct {
 	upgraded bool
 	att      upstream.Attempt
 	snap     *Snapshot
+	rec      *recorder // set when middleware may answer
+	counting bool      // the proxy's own writes count bytes itself
 }
 
 func joinFlag(a, b string) string {
@@ -143,18 +152,40 @@ func (h *Handler) init() {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.init()
-	x := &exchange{h: h, start: time.Now(), conn: connOf(r.Context())}
+	x := &exchange{h: h, start: time.Now(), conn: connOf(r.Context()), routeNm: "default", target: "none"}
 	h.activeReqs.Inc()
 	defer h.activeReqs.Dec()
 	defer h.finish(x, r)
 
 	x.rid = r.Header.Get("X-Request-Id")
 	if x.rid == "" || len(x.rid) > 256 {
-		x.rid = uuid.NewString()
+		x.rid = newRequestID()
 		r.Header["X-Request-Id"] = []string{x.rid}
 	}
 	snap := h.State.Load()
 	x.snap = snap
+	if chain := snap.ListenerChain[h.Listener.Name]; chain != nil {
+		x.rec = &recorder{ResponseWriter: w, x: x}
+		chain.ServeHTTP(x.rec, r.WithContext(context.WithValue(r.Context(), exKey{}, x)))
+		return
+	}
+	h.route(w, r, x)
+}
+
+// Route is the last handler of a listener's middleware chain: it matches
+// the route and goes on. Middleware must pass the request (and its
+// context) on.
+func Route(w http.ResponseWriter, r *http.Request) {
+	x, _ := r.Context().Value(exKey{}).(*exchange)
+	if x == nil {
+		http.Error(w, "httpproxy: Route outside a proxied request", http.StatusInternalServerError)
+		return
+	}
+	x.h.route(w, r, x)
+}
+
+func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) {
+	snap := x.snap
 	port := h.destPort(x.conn)
 	if t := snap.Tables[h.Listener.Name]; t != nil {
 		x.route = t.Match(r.Host, r.URL.Path, r.Header, port)
@@ -170,11 +201,87 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if x.route != nil {
 		if mw := snap.Middleware[x.route.Name]; mw != nil {
-			mw.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exKey{}, x)))
+			if x.rec == nil {
+				x.rec = &recorder{ResponseWriter: w, x: x}
+				w = x.rec
+			}
+			if r.Context().Value(exKey{}) == nil {
+				r = r.WithContext(context.WithValue(r.Context(), exKey{}, x))
+			}
+			mw.ServeHTTP(w, r)
 			return
 		}
 	}
 	h.forward(w, r, x)
+}
+
+// AddFlag records an Envoy response flag (DI, FI, RL, ...) on the request
+// for the access log and metrics; middleware calls it.
+func AddFlag(r *http.Request, flag string) {
+	if x, _ := r.Context().Value(exKey{}).(*exchange); x != nil {
+		x.flag = joinFlag(x.flag, flag)
+	}
+}
+
+// recorder notes the status a middleware answers with; it keeps Flush and
+// Hijack working (and Unwrap for http.ResponseController).
+type recorder struct {
+	http.ResponseWriter
+	x *exchange
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.x.status == 0 || code >= 200 {
+		r.x.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.x.status == 0 {
+		r.x.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	if !r.x.counting {
+		r.x.out += int64(n)
+	}
+	return n, err
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(r.ResponseWriter).Hijack()
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// newRequestID returns a random (version 4) UUID. The bytes come from the
+// runtime's ChaCha8 generator (seeded from the kernel, per thread) instead
+// of a getrandom(2) call per request; google/uuid sets the version bits and
+// formats it.
+func newRequestID() string {
+	id, err := uuid.NewRandomFromReader(chachaReader{})
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+type chachaReader struct{}
+
+func (chachaReader) Read(p []byte) (int, error) {
+	for i := 0; i < len(p); i += 8 {
+		u := rand.Uint64()
+		for j := 0; j < 8 && i+j < len(p); j++ {
+			p[i+j] = byte(u >> (8 * j))
+		}
+	}
+	return len(p), nil
 }
 
 // Forward is the last handler of a route's middleware chain: it sends the
@@ -392,6 +499,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		hdr["Trailer"] = keys
 	}
 	x.status = resp.StatusCode
+	x.counting = true
 	w.WriteHeader(resp.StatusCode)
 
 	flush := resp.ContentLength < 0 || r.ProtoMajor == 2
@@ -466,6 +574,7 @@ func (h *Handler) localReply(w http.ResponseWriter, x *exchange, status int, bod
 	hdr["Content-Type"] = []string{"text/plain"}
 	hdr["X-Request-Id"] = []string{x.rid}
 	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	x.counting = true
 	w.WriteHeader(status)
 	n, _ := io.WriteString(w, body)
 	x.out += int64(n)
@@ -484,6 +593,9 @@ func (h *Handler) finish(x *exchange, r *http.Request) {
 		if x.flag == "" {
 			x.flag = "DC"
 		}
+	}
+	if x.status == http.StatusTooManyRequests && x.upHost == "" && x.flag == "" {
+		x.flag = "RL" // answered by the route's local rate limit
 	}
 	in := x.in.Load()
 	h.bytesIn.Add(float64(in))

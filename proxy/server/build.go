@@ -6,8 +6,12 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/sidecarkit/sidecarkit/proxy/authz"
 	"github.com/sidecarkit/sidecarkit/proxy/config"
+	"github.com/sidecarkit/sidecarkit/proxy/fault"
 	"github.com/sidecarkit/sidecarkit/proxy/httpproxy"
+	"github.com/sidecarkit/sidecarkit/proxy/jwtauth"
+	"github.com/sidecarkit/sidecarkit/proxy/ratelimit"
 	"github.com/sidecarkit/sidecarkit/proxy/route"
 	"github.com/sidecarkit/sidecarkit/proxy/upstream"
 )
@@ -25,15 +29,22 @@ type clusterEntry struct {
 // returned so the caller can close them once requests on them are done.
 func (s *Server) build(c *config.Config) (*httpproxy.Snapshot, error) {
 	snap := &httpproxy.Snapshot{
-		Tables:     map[string]*route.Table{},
-		Clusters:   map[string]httpproxy.Cluster{},
-		Middleware: map[string]http.Handler{},
-		Listeners:  map[string]config.Listener{},
-		Config:     c,
+		Tables:        map[string]*route.Table{},
+		Clusters:      map[string]httpproxy.Cluster{},
+		Middleware:    map[string]http.Handler{},
+		ListenerChain: map[string]http.Handler{},
+		Listeners:     map[string]config.Listener{},
+		Config:        c,
 	}
 	for _, l := range c.Effective() {
 		snap.Listeners[l.Name] = l
 		snap.Tables[l.Name] = route.Compile(c.Routes, l.Name, l.Direction)
+	}
+	if err := s.buildMiddleware(c, snap); err != nil {
+		for _, f := range snap.Closers {
+			f()
+		}
+		return nil, err
 	}
 	s.mu.Lock()
 	old := s.clusters
@@ -68,12 +79,16 @@ func (s *Server) build(c *config.Config) (*httpproxy.Snapshot, error) {
 	s.mu.Lock()
 	s.clusters = next
 	s.mu.Unlock()
+	if cur := s.state.Load(); cur != nil && len(cur.Closers) > 0 {
+		closers := cur.Closers
+		time.AfterFunc(s.grace(), func() {
+			for _, f := range closers {
+				f()
+			}
+		})
+	}
 	if len(retired) > 0 {
-		grace := s.rt.Common.DrainTimeout
-		if grace <= 0 {
-			grace = 30 * time.Second
-		}
-		time.AfterFunc(grace, func() {
+		time.AfterFunc(s.grace(), func() {
 			for _, cl := range retired {
 				cl.Close()
 			}
@@ -105,4 +120,61 @@ func (s *Server) closeClusters() {
 	for _, e := range cs {
 		e.c.Close()
 	}
+}
+
+func (s *Server) grace() time.Duration {
+	if g := s.rt.Common.DrainTimeout; g > 0 {
+		return g
+	}
+	return 30 * time.Second
+}
+
+// buildMiddleware builds the listeners' chains (JWT → authorization →
+// Route) and the routes' chains (rate limit → fault → Forward).
+func (s *Server) buildMiddleware(c *config.Config, snap *httpproxy.Snapshot) error {
+	for _, l := range c.Effective() {
+		var h http.Handler = http.HandlerFunc(httpproxy.Route)
+		wrapped := false
+		if l.Authorization != nil {
+			e, err := authz.New(*l.Authorization, authz.Deps{Log: s.log, Registry: s.rt.Registry})
+			if err != nil {
+				return fmt.Errorf("listener %s authorization: %w", l.Name, err)
+			}
+			h, wrapped = e.Middleware(h), true
+		}
+		if l.JWT != nil {
+			a, err := jwtauth.New(*l.JWT, jwtauth.Deps{Log: s.log, Registry: s.rt.Registry})
+			if err != nil {
+				return fmt.Errorf("listener %s jwt: %w", l.Name, err)
+			}
+			snap.Closers = append(snap.Closers, func() { a.Close() })
+			h, wrapped = a.Middleware(h), true
+		}
+		if wrapped {
+			snap.ListenerChain[l.Name] = h
+		}
+	}
+	for _, r := range c.Routes {
+		var h http.Handler = http.HandlerFunc(httpproxy.Forward)
+		wrapped := false
+		if r.Fault != nil {
+			f, err := fault.New(*r.Fault)
+			if err != nil {
+				return fmt.Errorf("route %s fault: %w", r.Name, err)
+			}
+			f.OnInject = httpproxy.AddFlag
+			h, wrapped = f.Middleware(h), true
+		}
+		if r.RateLimit != nil {
+			rl, err := ratelimit.New(*r.RateLimit)
+			if err != nil {
+				return fmt.Errorf("route %s rate_limit: %w", r.Name, err)
+			}
+			h, wrapped = rl.Middleware(h), true
+		}
+		if wrapped {
+			snap.Middleware[r.Name] = h
+		}
+	}
+	return nil
 }

@@ -232,6 +232,11 @@ func (s *Server) closeAll() {
 		rl.streams.Wait()
 	}
 	s.closeClusters()
+	if snap := s.state.Load(); snap != nil {
+		for _, f := range snap.Closers {
+			f()
+		}
+	}
 	s.outboundFwd.CloseIdle()
 	s.inboundFwd.CloseIdle()
 }
