@@ -49,7 +49,7 @@ have() { docker image inspect "$prefix$1:latest" >/dev/null 2>&1; }
 
 stage_root() { # dir → a fresh rootfs skeleton
   local r=$1/rootfs
-  rm -rf "$1"; mkdir -p "$r/etc/ssl/certs" "$r/usr/local/bin" "$r/tmp"
+  mkdir -p "$r/etc/ssl/certs" "$r/usr/local/bin" "$r/tmp"
   chmod 1777 "$r/tmp"
   cp "$ca" "$r/etc/ssl/certs/ca-certificates.crt"
   printf 'root:x:0:0:root:/root:/sbin/nologin\nproxy:x:1337:1337:sidecarkit proxy:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$r/etc/passwd"
@@ -93,7 +93,12 @@ server_bin() {
 }
 
 build_one() {
-  local n=$1 ctx=$cache/images/$1 version=$VERSION
+  local n=$1 ctx version=$VERSION
+  mkdir -p "$cache/images"
+  # a private staging dir: two builds at once (make test beside make demo)
+  # never share one
+  ctx=$(mktemp -d "$cache/images/$n.XXXXXX")
+  trap 'rm -rf "$ctx"' RETURN
   stage_root "$ctx"
   local r=$ctx/rootfs
   case $n in
@@ -113,9 +118,10 @@ build_one() {
   esac
   cp "$here/docker/$n.Dockerfile" "$ctx/Dockerfile"
   if ! docker build --build-arg VERSION="$version" --build-arg COMMIT="$COMMIT" --build-arg CREATED="$CREATED" \
-    -t "$prefix$n:latest" -t "$prefix$n:$version" "$ctx" >"$cache/images/$n.build.log" 2>&1; then
-    echo; echo "images.sh: docker build of $prefix$n failed:" >&2; cat "$cache/images/$n.build.log" >&2; return 1
+    -t "$prefix$n:latest" -t "$prefix$n:$version" "$ctx" >"$ctx.log" 2>&1; then
+    echo; echo "images.sh: docker build of $prefix$n failed:" >&2; cat "$ctx.log" >&2; rm -f "$ctx.log"; return 1
   fi
+  rm -f "$ctx.log"
 }
 
 start=$(date +%s)
