@@ -35,6 +35,7 @@ import (
 	"github.com/sidecarkit/sidecarkit/proxy/config"
 	"github.com/sidecarkit/sidecarkit/proxy/direct"
 	"github.com/sidecarkit/sidecarkit/proxy/listener"
+	"github.com/sidecarkit/sidecarkit/proxy/mtls"
 	"github.com/sidecarkit/sidecarkit/proxy/route"
 	"github.com/sidecarkit/sidecarkit/proxy/stats"
 	"github.com/sidecarkit/sidecarkit/proxy/upstream"
@@ -71,6 +72,8 @@ type Handler struct {
 	Direct    *direct.Forwarder
 	ProxyName string
 	Metrics   *stats.Metrics
+	// Identity returns the listener's own SPIFFE URI (mTLS), for XFCC By=.
+	Identity func() string
 	// AccessLog receives the access log lines (when the configuration's
 	// access-log is on); passthrough, body cap and sampling also come from
 	// the snapshot's configuration, so a reload changes them.
@@ -91,6 +94,11 @@ type ctxKey struct{}
 // ConnContext is the http.Server ConnContext hook that makes the
 // *listener.Conn available to the handler.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if lc, ok := c.(*listener.Conn); ok {
+		if p, ok := lc.Peer.(*mtls.Peer); ok && p != nil {
+			ctx = mtls.WithPeer(ctx, p)
+		}
+	}
 	return context.WithValue(ctx, ctxKey{}, c)
 }
 
@@ -405,9 +413,23 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		if ra, ok := x.conn.RemoteAddr().(*net.TCPAddr); ok {
 			appendXFF(r.Header, ra.IP.String())
 		}
+		// The client certificate header is the proxy's to set (SANITIZE_SET).
+		delete(r.Header, "X-Forwarded-Client-Cert")
+		if peer := mtls.PeerFrom(r.Context()); peer != nil {
+			by := ""
+			if h.Identity != nil {
+				by = h.Identity()
+			}
+			r.Header["X-Forwarded-Client-Cert"] = []string{mtls.XFCC(by, peer)}
+		}
 	}
-	if _, ok := r.Header["X-Forwarded-Proto"]; !ok {
-		r.Header["X-Forwarded-Proto"] = []string{"http"}
+	if _, ok := r.Header["X-Forwarded-Proto"]; !ok || h.inbound {
+		// Inbound: the scheme of this hop (https when mTLS was terminated).
+		if x.conn != nil && x.conn.TLS {
+			r.Header["X-Forwarded-Proto"] = []string{"https"}
+		} else {
+			r.Header["X-Forwarded-Proto"] = []string{"http"}
+		}
 	}
 	appendVia(r.Header, r.ProtoMajor, r.ProtoMinor, h.ProxyName)
 	ensureTraceparent(r.Header)

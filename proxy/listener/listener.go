@@ -25,11 +25,14 @@ import (
 // Conn is an accepted downstream connection with what was learnt about it.
 // Reads return the sniffed bytes first, then the socket's.
 type Conn struct {
-	*net.TCPConn
+	net.Conn                // the socket, or the TLS connection terminated on it
+	TCP        *net.TCPConn // the socket (splice, SO_ORIGINAL_DST); nil above TLS
 	prefix     []byte
 	Proto      sniff.Protocol
 	OrigDst    netip.AddrPort // original destination (transparent) — invalid when not redirected
 	ServerName string         // TLS SNI, when Proto is TLS
+	Peer       any            // the verified mTLS peer (*mtls.Peer) when TLS was terminated
+	TLS        bool           // TLS was terminated by the proxy
 	Accepted   time.Time
 	onClose    func()
 	closeOnce  sync.Once
@@ -42,12 +45,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 		c.prefix = c.prefix[n:]
 		return n, nil
 	}
-	return c.TCPConn.Read(p)
+	return c.Conn.Read(p)
 }
 
 // Close closes the socket (once) and runs the close hook.
 func (c *Conn) Close() error {
-	err := c.TCPConn.Close()
+	err := c.Conn.Close()
 	c.closeOnce.Do(func() {
 		if c.onClose != nil {
 			c.onClose()
@@ -96,7 +99,7 @@ func Accept(ln net.Listener, o Options, handle func(*Conn)) error {
 			nc.Close()
 			continue
 		}
-		c := &Conn{TCPConn: tc, Accepted: time.Now(), onClose: o.OnClose}
+		c := &Conn{Conn: tc, TCP: tc, Accepted: time.Now(), onClose: o.OnClose}
 		if o.OnOpen != nil {
 			o.OnOpen()
 		}
@@ -109,7 +112,7 @@ func Accept(ln net.Listener, o Options, handle func(*Conn)) error {
 
 func prepare(c *Conn, o Options) {
 	if o.Transparent {
-		if dst, err := OriginalDst(c.TCPConn); err == nil {
+		if dst, err := OriginalDst(c.TCP); err == nil {
 			if local, ok := c.LocalAddr().(*net.TCPAddr); !ok || local.AddrPort() != dst {
 				c.OrigDst = dst
 			}
@@ -119,10 +122,21 @@ func prepare(c *Conn, o Options) {
 		c.Proto = sniff.TCP
 		return
 	}
-	c.Proto = detect(c, o.DetectTimeout)
+	Sniff(c, o.DetectTimeout)
+}
+
+// Sniff detects c's protocol (and a TLS client's SNI) from its first bytes.
+func Sniff(c *Conn, timeout time.Duration) {
+	c.Proto = detect(c, timeout)
 	if c.Proto == sniff.TLS {
-		readHello(c, o.DetectTimeout)
+		readHello(c, timeout)
 	}
+}
+
+// Over returns a Conn for a TLS connection terminated on c: it keeps c's
+// original destination and acceptance time; closing it closes c.
+func Over(c *Conn, tlsConn net.Conn, peer any) *Conn {
+	return &Conn{Conn: tlsConn, OrigDst: c.OrigDst, Accepted: c.Accepted, Peer: peer, TLS: true}
 }
 
 // detect reads until the protocol is known or timeout passes.
@@ -131,7 +145,7 @@ func detect(c *Conn, timeout time.Duration) sniff.Protocol {
 	defer c.SetReadDeadline(time.Time{})
 	buf := make([]byte, 0, 64)
 	for {
-		n, err := c.TCPConn.Read(buf[len(buf):cap(buf)])
+		n, err := c.Conn.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		c.prefix = buf
 		if p := sniff.Detect(buf); p != sniff.Unknown {
@@ -165,7 +179,7 @@ func readHello(c *Conn, timeout time.Duration) {
 			copy(nb, c.prefix)
 			c.prefix = nb
 		}
-		n, err := c.TCPConn.Read(c.prefix[len(c.prefix):want])
+		n, err := c.Conn.Read(c.prefix[len(c.prefix):want])
 		c.prefix = c.prefix[:len(c.prefix)+n]
 		if err != nil {
 			return
@@ -283,10 +297,10 @@ func copyHalf(dst, src net.Conn) int64 {
 				return n
 			}
 		}
-		src = c.TCPConn
+		src = c.Conn
 	}
 	if c, ok := dst.(*Conn); ok {
-		dst = c.TCPConn
+		dst = c.Conn
 	}
 	m, _ := io.Copy(dst, src)
 	n += m
@@ -327,7 +341,7 @@ func (c *Conn) ReadHead(max int) ([]byte, error) {
 			copy(nb, c.prefix)
 			c.prefix = nb
 		}
-		n, err := c.TCPConn.Read(c.prefix[len(c.prefix):cap(c.prefix)])
+		n, err := c.Conn.Read(c.prefix[len(c.prefix):cap(c.prefix)])
 		c.prefix = c.prefix[:len(c.prefix)+n]
 		if err != nil {
 			return nil, err

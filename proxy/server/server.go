@@ -22,6 +22,7 @@ import (
 	"github.com/sidecarkit/sidecarkit/proxy/direct"
 	"github.com/sidecarkit/sidecarkit/proxy/httpproxy"
 	"github.com/sidecarkit/sidecarkit/proxy/listener"
+	"github.com/sidecarkit/sidecarkit/proxy/mtls"
 	"github.com/sidecarkit/sidecarkit/proxy/route"
 	"github.com/sidecarkit/sidecarkit/proxy/sniff"
 	"github.com/sidecarkit/sidecarkit/proxy/stats"
@@ -91,6 +92,7 @@ type runningListener struct {
 	active  atomic.Int64   // open downstream connections
 	done    chan struct{}  // accept loop returned
 	drained atomic.Bool
+	tlsSrv  *mtls.Server // inbound mTLS termination (nil: plaintext)
 }
 
 // Run serves c until rt.Stopping, then drains (see the package doc).
@@ -230,6 +232,9 @@ func (s *Server) closeAll() {
 	s.cancelTunnel()
 	for _, rl := range s.listeners {
 		rl.streams.Wait()
+		if rl.tlsSrv != nil {
+			rl.tlsSrv.Close()
+		}
 	}
 	s.closeClusters()
 	if snap := s.state.Load(); snap != nil {
@@ -248,6 +253,14 @@ func (s *Server) listen(c *config.Config, lc config.Listener) (*runningListener,
 		return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
 	}
 	rl := &runningListener{s: s, cfg: lc, ln: ln, http: listener.NewChanListener(ln.Addr()), done: make(chan struct{})}
+	if lc.MTLS != nil && (lc.MTLS.Mode == mtls.Strict || lc.MTLS.Mode == mtls.Permissive) {
+		ts, err := mtls.NewServer(*lc.MTLS, s.log.With("listener", lc.Name))
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listener %s mtls: %w", lc.Name, err)
+		}
+		rl.tlsSrv = ts
+	}
 	fwd := s.outboundFwd
 	if lc.Direction == config.Inbound {
 		fwd = s.inboundFwd
@@ -255,6 +268,9 @@ func (s *Server) listen(c *config.Config, lc config.Listener) (*runningListener,
 	rl.handler = &httpproxy.Handler{
 		Listener: lc, State: &s.state, Direct: fwd, Metrics: s.metrics, AccessLog: s.log,
 		Tunnels: &rl.streams, TunnelCtx: s.tunnelCtx,
+	}
+	if rl.tlsSrv != nil {
+		rl.handler.Identity = func() string { return rl.tlsSrv.Identity().URI }
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
@@ -313,7 +329,27 @@ func (rl *runningListener) shutdown(ctx context.Context) {
 // handle dispatches one sniffed connection.
 func (rl *runningListener) handle(c *listener.Conn) {
 	m := rl.s.metrics
-	m.DownTotal.WithLabelValues(rl.cfg.Name, c.Proto.String()).Inc()
+	if rl.tlsSrv != nil {
+		if c.Proto == sniff.TLS {
+			tc, peer, err := rl.tlsSrv.Accept(c)
+			if err != nil {
+				m.ProtocolErrors.WithLabelValues(rl.cfg.Name, "tls_handshake").Inc()
+				rl.s.log.Debug("mtls handshake failed", "listener", rl.cfg.Name, "err", err)
+				return
+			}
+			c = listener.Over(c, tc, peer)
+			listener.Sniff(c, rl.s.cfg.Load().DetectTimeout)
+		} else if rl.tlsSrv.Mode() == mtls.Strict {
+			m.ProtocolErrors.WithLabelValues(rl.cfg.Name, "plaintext_refused").Inc()
+			c.Close()
+			return
+		}
+	}
+	proto := c.Proto.String()
+	if c.TLS {
+		proto = "mtls+" + proto
+	}
+	m.DownTotal.WithLabelValues(rl.cfg.Name, proto).Inc()
 	switch c.Proto {
 	case sniff.HTTP1:
 		if !rl.strictHead(c) {
