@@ -259,8 +259,10 @@ func (s *Syncer) cycle(ctx context.Context) (done bool, err error) {
 	// container): only a replaced file is news to it.
 	if changed > 0 && (s.ready || replaced > 0) {
 		if s.Once {
+			// The files are written: that is what --once promises. An app
+			// that is not running yet (an init container) is no failure.
 			if err := s.Notify.NotifyNow(ctx); err != nil {
-				return true, fmt.Errorf("notify the app: %w", err)
+				s.Log.Warn("once: files written but the app was not notified", "err", err)
 			}
 		} else {
 			s.Notify.Trigger()
