@@ -23,8 +23,10 @@ func removeHopByHop(h http.Header) {
 	}
 	te := false
 	for _, v := range h["Te"] {
-		if strings.EqualFold(textprotoTrim(v), "trailers") {
-			te = true
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(textprotoTrim(t), "trailers") {
+				te = true
+			}
 		}
 	}
 	for _, k := range hopHeaders {

@@ -107,7 +107,7 @@ func RecordLen(b []byte) int {
 	if len(b) < 5 {
 		return 0
 	}
-	return 5 + int(b[3])<<8 | int(b[4])
+	return 5 + (int(b[3])<<8 | int(b[4]))
 }
 
 // MaxRecord is the largest TLS record a ClientHello may use.
