@@ -107,9 +107,13 @@ secrets:
 		}
 		return nil
 	})
-	if got := readFile(t, out+"/app.conf"); got != "user=app password="+pw2+"\n" {
-		t.Fatalf("template not rotated with the raw file: %q", got)
-	}
+	// The files are written one after another in the same render pass.
+	eventually(t, 10*time.Second, "template rotated too", func() error {
+		if got := readFile(t, out+"/app.conf"); got != "user=app password="+pw2+"\n" {
+			return fmt.Errorf("app.conf still old")
+		}
+		return nil
+	})
 	eventually(t, 30*time.Second, "app got SIGHUP", func() error {
 		b, _ := os.ReadFile(hups)
 		if n := strings.Count(string(b), "hup"); n < 1 {
@@ -124,6 +128,13 @@ secrets:
 	}
 	if n := a.metric(`sidecarkit_ambassador_notifications_total{result="ok"}`); n != 1 {
 		t.Fatalf("notifications metric %v", n)
+	}
+	// Polled every second, written only when the data changed: twice.
+	if n := a.metric(`sidecarkit_ambassador_renders_total{output="password",result="written"}`); n != 2 {
+		t.Fatalf("password written %v times, want 2", n)
+	}
+	if n := a.metric(`sidecarkit_ambassador_secret_fetches_total{result="unchanged"}`); n < 1 {
+		t.Fatalf("no unchanged re-reads counted: %v", n)
 	}
 	if code := a.stop(); code != 0 {
 		t.Fatalf("exit %d", code)

@@ -20,8 +20,9 @@ import (
 )
 
 // suite is what TestMain shares with the tests: the built binary, every log
-// line any ambassador wrote during the run, and every secret value the tests
-// used — at the end no value may appear in any log line.
+// line any ambassador wrote during the run (and its /metrics at stop), and
+// every secret value the tests used — at the end no value may appear in any
+// of those lines.
 type suite struct {
 	bin    string
 	logDir string
@@ -156,6 +157,10 @@ func (a *amb) stop() int {
 	case <-a.done:
 		return a.code
 	default:
+	}
+	// The metrics join the audit: no secret value may appear there either.
+	if code, body := a.get("/metrics"); code == 200 {
+		os.WriteFile(strings.TrimSuffix(a.log, ".log")+"-metrics.log", []byte(body), 0o644)
 	}
 	a.cmd.Process.Signal(syscall.SIGTERM)
 	select {

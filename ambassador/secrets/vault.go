@@ -31,6 +31,10 @@ type mountInfo struct {
 // A KV v2 path without its data/ segment ("secret/app") is read as
 // "secret/data/app". "?version=N" pins a KV v2 version.
 func (v *Vault) Fetch(ctx context.Context, path string, params []string) (*render.Secret, lease.State, error) {
+	// The lease (and the refresh period) counts from before the request:
+	// renewals come a little early rather than late, and static polling keeps
+	// a steady period however long a read takes.
+	now := time.Now()
 	p, query, _ := strings.Cut(path, "?")
 	p = strings.Trim(p, "/")
 	kv2, p := v.kvPath(ctx, p)
@@ -55,7 +59,6 @@ func (v *Vault) Fetch(ctx context.Context, path string, params []string) (*rende
 		}
 		s, err = v.Client.Logical().ReadWithDataWithContext(ctx, p, q)
 	}
-	now := time.Now()
 	if err != nil {
 		return nil, lease.State{}, fmt.Errorf("read secret %s: %w", p, err)
 	}
