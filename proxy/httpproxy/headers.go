@@ -89,7 +89,8 @@ func ensureTraceparent(h http.Header) string {
 	b = append(b, "00-"...)
 	tid, sid := h.Get("X-B3-Traceid"), h.Get("X-B3-Spanid")
 	sampled := "01"
-	if isHex(tid) && (len(tid) == 32 || len(tid) == 16) && isHex(sid) && len(sid) == 16 {
+	if isHex(tid) && (len(tid) == 32 || len(tid) == 16) && isHex(sid) && len(sid) == 16 &&
+		strings.Trim(tid, "0") != "" && strings.Trim(sid, "0") != "" {
 		if len(tid) == 16 {
 			b = append(b, "0000000000000000"...)
 		}
