@@ -60,6 +60,20 @@ gobuild() { # module dir, package, output
   (cd "$root/$1" && GOWORK=off CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "$LDFLAGS" -o "$3" "$2")
 }
 
+# multicall dir out — builds docker/proxy-multicall (proxy + initnet in one
+# binary, dispatched on argv[0]) in a temporary workspace of the proxy,
+# initnet and shared modules, so no go.mod in the tree has to require them.
+multicall() {
+  local d=$1 out=$2 gov
+  gov=$(go env GOVERSION); gov=${gov#go}
+  mkdir -p "$d"
+  cp "$here/docker/proxy-multicall/main.go" "$d/main.go"
+  # no require lines: the workspace provides the three modules
+  printf 'module sidecarkit.local/proxyimage\n\ngo %s\n' "$gov" >"$d/go.mod"
+  printf 'go %s\n\nuse (\n\t%s\n\t%s\n\t%s\n\t%s\n)\n' "$gov" "$d" "$root/proxy" "$root/initnet" "$root/shared" >"$d/go.work"
+  (cd "$d" && GOWORK="$d/go.work" CGO_ENABLED=0 GOOS=linux go build -tags sidecarkit_multicall -trimpath -ldflags "$LDFLAGS" -o "$out" .) >&2
+}
+
 # progress label cmd... — runs cmd, printing a line every 30 s while it runs
 # (a cold Go build of Vault prints nothing for many minutes).
 progress() {
@@ -102,7 +116,13 @@ build_one() {
   stage_root "$ctx"
   local r=$ctx/rootfs
   case $n in
-    proxy) gobuild proxy ./cmd/proxy "$r/usr/local/bin/proxy"; gobuild initnet ./cmd/initnet "$r/usr/local/bin/initnet" ;;
+    proxy)
+      if multicall "$ctx/multicall" "$r/usr/local/bin/proxy"; then
+        ln -s proxy "$r/usr/local/bin/initnet"
+      else
+        echo " (multi-call build failed, see above: shipping two binaries)" >&2
+        gobuild proxy ./cmd/proxy "$r/usr/local/bin/proxy"; gobuild initnet ./cmd/initnet "$r/usr/local/bin/initnet"
+      fi ;;
     ambassador|adapter|configsync) gobuild "$n" "./cmd/$n" "$r/usr/local/bin/$n" ;;
     pause) gobuild integration ./docker/pause "$r/usr/local/bin/pause" ;;
     demoapp) gobuild integration ./demoapp "$r/usr/local/bin/demoapp" ;;
@@ -145,7 +165,9 @@ for n in "${want[@]}"; do
   case " ${helpers[*]} pause demoapp " in
     *" $n "*)
       gz=$(docker save "$prefix$n:latest" | gzip -6 -c | wc -c)
-      if [ "$gz" -gt $LIMIT ]; then note="OVER the 15 MB limit"; fail=1; else note="ok (limit 15 MB compressed)"; fi
+      if [ "$gz" -gt $LIMIT ]; then note="OVER the 15 MB limit"; fail=1
+      elif [ "$size" -gt $LIMIT ]; then note="ok compressed; uncompressed above 15 MB"
+      else note="ok: under 15 MB either way"; fi
       printf '%-38s %12s %12s  %s\n' "$prefix$n:latest" "$(mb "$size")" "$(mb "$gz")" "$note" ;;
     *) printf '%-38s %12s %12s  %s\n' "$prefix$n:latest" "$(mb "$size")" "-" "test server, not size-limited" ;;
   esac
