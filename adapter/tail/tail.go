@@ -658,7 +658,13 @@ func (t *Tailer) drainGone(f *File) error {
 		line := f.buf
 		f.consumed = end
 		f.buf = f.buf[:0]
-		if err := t.h.Line(f, line, start, end, false); err != nil {
+		if len(line) > t.cfg.MaxLineBytes {
+			f.long = append(f.long[:0], line[:t.cfg.MaxLineBytes]...)
+			f.longStart = start
+			if err := t.emitLong(f, end); err != nil {
+				return err
+			}
+		} else if err := t.h.Line(f, line, start, end, false); err != nil {
 			return err
 		}
 	}
