@@ -214,8 +214,20 @@ func TestPutReachesFiles(t *testing.T) {
 	if st, _ := os.Stat(dir + "/single.txt"); st.Mode().Perm() != 0o640 {
 		t.Errorf("mode %v", st.Mode())
 	}
+	inode := func(p string) uint64 {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Sys().(*syscall.Stat_t).Ino
+	}
+	single := inode(dir + "/single.txt")
+	put(t, kv, "single", "one") // same value, new index
 	put(t, kv, "config/my-app/feature", "off")
 	eventually(t, "tree file updated", fileIs(dir+"/current/feature", "off"))
+	if inode(dir+"/single.txt") != single {
+		t.Error("an unchanged output was rewritten")
+	}
 	eventually(t, "template re-rendered", fileIs(dir+"/rendered.txt", "feature=off user=alice\ndb/url\nfeature\n"))
 	put(t, kv, "single", "two")
 	eventually(t, "single key file updated", fileIs(dir+"/single.txt", "two"))
