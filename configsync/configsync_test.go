@@ -643,7 +643,7 @@ func TestBinaryLifecycle(t *testing.T) {
 	var body bytes.Buffer
 	body.ReadFrom(r.Body)
 	r.Body.Close()
-	for _, m := range []string{"sidecarkit_configsync_syncs_total", "sidecarkit_configsync_staleness_seconds", "sidecarkit_configsync_last_success_timestamp_seconds"} {
+	for _, m := range []string{"sidecarkit_configsync_syncs_total", "sidecarkit_configsync_staleness_seconds", "sidecarkit_configsync_notifications_total", "sidecarkit_configsync_last_success_timestamp_seconds"} {
 		if !strings.Contains(body.String(), m) {
 			t.Errorf("metric %s missing", m)
 		}
