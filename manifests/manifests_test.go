@@ -1,9 +1,11 @@
 package manifests
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -16,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/sidecarkit/sidecarkit/integration/testenv"
 )
 
 // kustomization is the part of kustomize's Kustomization these manifests use;
@@ -526,3 +530,89 @@ func (r *recorder) Errorf(format string, args ...any) {
 	r.errs = append(r.errs, fmt.Sprintf(format, args...))
 }
 func (r *recorder) Helper() {}
+
+// helperImage maps a container to the helper binary its image runs, or "".
+func helperImage(c corev1.Container) string {
+	if len(c.Command) > 0 && c.Command[0] == "/usr/local/bin/initnet" {
+		return "initnet"
+	}
+	for _, h := range []string{"proxy", "ambassador", "adapter", "configsync"} {
+		if strings.HasPrefix(c.Image, "sidecarkit/"+h+":") {
+			return h
+		}
+	}
+	return ""
+}
+
+// Every helper container's flags and ConfigMap are valid for the helper as
+// built now: `<helper> validate` runs in its image with the container's args
+// and its ConfigMap mounted where the pod mounts it. Needs Docker and the
+// images, which it builds when missing; fails in CI without Docker.
+func TestHelperConfigsValidateInTheirImages(t *testing.T) {
+	testenv.RequireDocker(t)
+	// Build the helper images if they are missing (quick with a warm Go cache).
+	if out, err := exec.Command("../integration/images.sh", "--missing", "proxy", "ambassador", "adapter", "configsync").CombinedOutput(); err != nil {
+		t.Fatalf("integration/images.sh: %v\n%s", err, out)
+	}
+	files := loadAll(t)
+	type pod struct {
+		where string
+		spec  *corev1.PodSpec
+		objs  []object
+	}
+	var pods []pod
+	for _, dir := range []string{"native", "legacy"} {
+		objs := build(t, files, dir)
+		pods = append(pods, pod{dir, podSpecOf(t, objs, "Deployment"), objs})
+	}
+	for _, h := range []string{"proxy", "ambassador", "configsync", "adapter"} {
+		p := filepath.Join("snippets", h+".yaml")
+		pods = append(pods, pod{p, podSpecOf(t, files[p], "Pod"), files[p]})
+	}
+	checked := 0
+	for _, p := range pods {
+		cms := map[string]*corev1.ConfigMap{}
+		for _, o := range p.objs {
+			if cm, ok := o.obj.(*corev1.ConfigMap); ok {
+				cms[cm.Name] = cm
+			}
+		}
+		vols := map[string]corev1.Volume{}
+		for _, v := range p.spec.Volumes {
+			vols[v.Name] = v
+		}
+		for _, c := range append(append([]corev1.Container(nil), p.spec.InitContainers...), p.spec.Containers...) {
+			h := helperImage(c)
+			if h == "" {
+				continue
+			}
+			if out, err := exec.Command("docker", "image", "inspect", c.Image).CombinedOutput(); err != nil {
+				testenv.Unavailable(t, "image %s not built (run `make images`): %s", c.Image, bytes.TrimSpace(out))
+			}
+			args := []string{"run", "--rm", "--network=none", "--entrypoint", "/usr/local/bin/" + h}
+			for _, m := range c.VolumeMounts {
+				v := vols[m.Name]
+				if v.ConfigMap == nil || cms[v.ConfigMap.Name] == nil {
+					continue
+				}
+				dir := t.TempDir()
+				for k, d := range cms[v.ConfigMap.Name].Data {
+					if err := os.WriteFile(filepath.Join(dir, k), []byte(d), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				args = append(args, "-v", dir+":"+m.MountPath+":ro")
+			}
+			args = append(append(args, c.Image, "validate"), c.Args...)
+			out, err := exec.Command("docker", args...).CombinedOutput()
+			if err != nil {
+				t.Errorf("%s: container %s: `%s validate %s` rejects its configuration: %v\n%s",
+					p.where, c.Name, h, strings.Join(c.Args, " "), err, out)
+			}
+			checked++
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("validated only %d helper containers", checked)
+	}
+}
