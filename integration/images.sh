@@ -71,7 +71,7 @@ multicall() {
   # no require lines: the workspace provides the three modules
   printf 'module sidecarkit.local/proxyimage\n\ngo %s\n' "$gov" >"$d/go.mod"
   printf 'go %s\n\nuse (\n\t%s\n\t%s\n\t%s\n\t%s\n)\n' "$gov" "$d" "$root/proxy" "$root/initnet" "$root/shared" >"$d/go.work"
-  (cd "$d" && GOWORK="$d/go.work" CGO_ENABLED=0 GOOS=linux go build -tags sidecarkit_multicall -trimpath -ldflags "$LDFLAGS" -o "$out" .) >&2
+  (cd "$d" && GOWORK="$d/go.work" CGO_ENABLED=0 GOOS=linux go build -tags ignore -trimpath -ldflags "$LDFLAGS" -o "$out" .) >&2
 }
 
 # progress label cmd... — runs cmd, printing a line every 30 s while it runs

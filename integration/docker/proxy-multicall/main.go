@@ -1,11 +1,11 @@
-//go:build sidecarkit_multicall
+//go:build ignore
 
 // Command proxy-multicall is the one binary of the sidecarkit/proxy image: run
 // through the /usr/local/bin/initnet symlink it is initnet, otherwise the
 // proxy. One Go runtime and one copy of the shared code instead of two static
 // binaries keeps the image small. It mirrors proxy/cmd/proxy and
 // initnet/cmd/initnet; images.sh builds it in a temporary workspace of those
-// modules (the build tag keeps it out of the integration module) and falls
+// modules (the "ignore" build tag keeps it out of the integration module and go mod tidy) and falls
 // back to the two binaries if it does not build.
 package main
 
