@@ -43,6 +43,11 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 		// change, so this costs little CPU and keeps RSS small.
 		debug.SetGCPercent(25)
 	}
+	if c.TrimMemory && !c.Once {
+		// Package init has mapped most of the executable; little of it is
+		// needed again.
+		trim.Executable()
+	}
 	outs, probs := c.outputs()
 	if err := probs.Err(); err != nil {
 		return fmt.Errorf("%w: %w", app.ErrConfig, err)
