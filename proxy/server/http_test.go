@@ -111,13 +111,13 @@ func validTraceparentForTest(v string) bool {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for i := 0; i < 500; i++ {
+	for i := 0; i < 1500; i++ {
 		if cond() {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatal("condition not reached in 10s")
+	t.Fatal("condition not reached in 30s")
 }
 
 func TestRoutesMatchAndHeaders(t *testing.T) {
