@@ -239,6 +239,14 @@ func (c *Config) outputs() ([]syncer.Output, config.Problems) {
 			return
 		}
 		seenDest[dest] = key
+		if st, err := os.Lstat(dest); err == nil && st.IsDir() {
+			if kind == syncer.Tree {
+				p.Add(key, dest, "is a directory; a tree is published as a symlink that is swapped atomically: name a path inside the volume, e.g. %s", filepath.Join(dest, "current"))
+			} else {
+				p.Add(key, dest, "is a directory, not a file path")
+			}
+			return
+		}
 		switch kind {
 		case syncer.Tree:
 			if err := source.CheckPrefix(src); err != nil {

@@ -1,6 +1,7 @@
 package configsync
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +64,13 @@ func TestOutputsOwnerAndMode(t *testing.T) {
 	}
 	if _, err := load(t, nil, nil); err == nil {
 		t.Error("nothing to sync accepted")
+	}
+}
+
+func TestTreeDestMustNotBeADirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, err := load(t, []string{"--tree", "p=" + dir}, nil)
+	if err == nil || !strings.Contains(err.Error(), dir+"/current") {
+		t.Fatalf("got %v", err)
 	}
 }
