@@ -106,8 +106,9 @@ type Syncer struct {
 	// once mode they end the run as configuration errors.
 	Permanent func(error) bool
 
-	ready   bool
-	retryBo backoff.Backoff
+	ready    bool // every output rendered and published once
+	complete bool // a complete read was rendered once (errors or not)
+	retryBo  backoff.Backoff
 }
 
 // Quiet returns when to render after a burst of changes that began at first
@@ -163,7 +164,9 @@ func (s *Syncer) Run(ctx context.Context, stopping <-chan struct{}) error {
 		case <-stopping:
 			return nil
 		case <-s.Watch.Changed():
-			if !s.ready || s.WaitMin <= 0 {
+			if !s.complete || s.WaitMin <= 0 {
+				// Before the first complete read there is nothing to
+				// debounce: the watchers are still filling the brain.
 				render = true
 				continue
 			}
@@ -211,6 +214,7 @@ func (s *Syncer) cycle(ctx context.Context) (done bool, err error) {
 	if !complete {
 		return false, nil // wait for the watchers to read what the renders named
 	}
+	s.complete = true
 	var renderErrs []error
 	for i, o := range s.Outputs {
 		if results[i].Err != nil {
