@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -245,7 +246,8 @@ func TestDeleteRemovesFileFromTree(t *testing.T) {
 	put(t, kv, "app/a", "1")
 	put(t, kv, "app/b", "2")
 	dir := t.TempDir()
-	start(t, c, "--tree", "app="+dir+"/cfg")
+	goroutines := runtime.NumGoroutine()
+	h := start(t, c, "--tree", "app="+dir+"/cfg")
 	eventually(t, "tree", fileIs(dir+"/cfg/b", "2"))
 	if _, err := kv.Delete("app/b", nil); err != nil {
 		t.Fatal(err)
@@ -254,6 +256,10 @@ func TestDeleteRemovesFileFromTree(t *testing.T) {
 	if b, _ := os.ReadFile(dir + "/cfg/a"); string(b) != "1" {
 		t.Fatalf("a = %q", b)
 	}
+	// Shutdown leaves no goroutine behind (watchers, notifier, idle
+	// connections to Consul).
+	h.stop()
+	eventually(t, "goroutines back to where they were", func() bool { return runtime.NumGoroutine() <= goroutines })
 }
 
 func TestMissingKeyKeepsNothingAndIsNotReady(t *testing.T) {

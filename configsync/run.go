@@ -60,6 +60,7 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", app.ErrConfig, err)
 	}
+	defer consul.Close()
 	m := syncer.NewMetrics(rt.Registry, MetricsPrefix)
 	wait := c.SyncInterval
 	if wait > maxBlockingWait {

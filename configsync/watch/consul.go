@@ -34,8 +34,12 @@ type ConsulOptions struct {
 // Consul fetches dependencies from a Consul agent with blocking queries.
 type Consul struct {
 	c    *api.Client
+	tr   *http.Transport
 	opts ConsulOptions
 }
+
+// Close drops idle connections to Consul (call after the watchers stopped).
+func (c *Consul) Close() { c.tr.CloseIdleConnections() }
 
 // NewConsul builds a client; it does not contact Consul.
 func NewConsul(o ConsulOptions) (*Consul, error) {
@@ -63,7 +67,7 @@ func NewConsul(o ConsulOptions) (*Consul, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul client for %s: %w", o.Address, err)
 	}
-	return &Consul{c: c, opts: o}, nil
+	return &Consul{c: c, tr: tr, opts: o}, nil
 }
 
 // Client is the underlying API client (tests use it to write keys).
