@@ -161,12 +161,12 @@ func Run(ctx context.Context, rt *app.Runtime, c *config.Config, o Options) erro
 	for name, a := range addrs {
 		s.log.Info("listening", "listener", name, "addr", a.String())
 	}
+	stopWatch := s.watch(ctx)
+	defer stopWatch()
 	ready.Set(nil)
 	if o.Ready != nil {
 		o.Ready(addrs)
 	}
-	stopWatch := s.watch(ctx)
-	defer stopWatch()
 
 	select {
 	case <-rt.Stopping():

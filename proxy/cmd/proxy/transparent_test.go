@@ -184,7 +184,13 @@ func TestTransparentInboundAndOutbound(t *testing.T) {
 	if s.Header.Get("Via") != "1.1 sidecarkit" || s.Header.Get("X-Request-Id") == "" || s.Host != n.hostIP+":9090" {
 		t.Errorf("external server saw %+v (the request did not go through the proxy?)", s)
 	}
-	if !strings.Contains(p.out.String(), `"cluster":"passthrough"`) || !strings.Contains(p.out.String(), `"cluster":"app"`) {
+	logged := func() bool {
+		return strings.Contains(p.out.String(), `"cluster":"passthrough"`) && strings.Contains(p.out.String(), `"cluster":"app"`)
+	}
+	for i := 0; i < 200 && !logged(); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !logged() {
 		t.Errorf("access log lacks passthrough/app lines:\n%s", tail(p.out.String()))
 	}
 }
