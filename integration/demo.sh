@@ -76,6 +76,7 @@ up() {
   curl -s http://$app/state | grep password_sha256
   $DC exec -T vault vault kv put secret/demoapp username=demoapp password=rotated-\$RANDOM
   sleep 3; curl -s http://$app/state | grep password_sha256      # a new fingerprint
+  curl -s http://$app/vault      # the app reads Vault via the ambassador's 127.0.0.1:8200 proxy, no token
 
   # 4. Change the config in Consul: configsync publishes the tree and SIGHUPs the app
   $DC exec -T consul consul kv put config/demoapp/greeting bonjour

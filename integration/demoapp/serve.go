@@ -21,6 +21,8 @@ type serveConfig struct {
 	secretFile   string
 	configDir    string
 	upstream     string
+	vaultProxy   string
+	vaultSecret  string
 	drainDelay   time.Duration
 	drainTimeout time.Duration
 }
@@ -33,6 +35,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.secretFile, "secret-file", "/vault/secrets/db-password", "rendered DB password (raw, or JSON with a password key)")
 	fs.StringVar(&c.configDir, "config-dir", "/etc/demoapp", "settings directory (one file per key), written by configsync")
 	fs.StringVar(&c.upstream, "upstream", "http://upstream:9090", "upstream base URL the app calls (through the proxy's outbound path)")
+	fs.StringVar(&c.vaultProxy, "vault-proxy", "http://127.0.0.1:8200", "the ambassador's Vault API proxy (adds the token) for /vault")
+	fs.StringVar(&c.vaultSecret, "vault-secret", "secret/data/demoapp", "KV v2 API path /vault reads through the proxy")
 	fs.DurationVar(&c.drainDelay, "drain-delay", 3*time.Second, "after SIGTERM, keep serving not-ready for this long")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 20*time.Second, "how long in-flight requests may take after the drain delay")
 	if err := parse(fs, args); err != nil {
@@ -170,6 +174,7 @@ func (a *demo) routes() http.Handler {
 		fmt.Fprintf(w, "wrote %d lines tagged %q\n", n, tag)
 	})
 	mux.HandleFunc("GET /upstream", a.callUpstream)
+	mux.HandleFunc("GET /vault", a.readVault)
 	return a.logged(mux)
 }
 
@@ -200,6 +205,43 @@ func (a *demo) callUpstream(w http.ResponseWriter, r *http.Request) {
 		"upstream_status":  resp.StatusCode,
 		"upstream_headers": resp.Header,
 		"upstream_body":    upstream,
+	})
+}
+
+// readVault reads the secret through the ambassador's API proxy with no
+// token of its own — the app needs no Vault SDK and no credentials — and
+// reports the version and the password's fingerprint, never the value.
+func (a *demo) readVault(w http.ResponseWriter, r *http.Request) {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, a.cfg.vaultProxy+"/v1/"+a.cfg.vaultSecret, nil)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		http.Error(w, "vault proxy: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	var kv struct {
+		Data struct {
+			Data     map[string]any `json:"data"`
+			Metadata struct {
+				Version int `json:"version"`
+			} `json:"metadata"`
+		} `json:"data"`
+		Errors []string `json:"errors"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&kv); err != nil || resp.StatusCode != 200 {
+		http.Error(w, fmt.Sprintf("vault proxy: HTTP %d %v %v", resp.StatusCode, kv.Errors, err), http.StatusBadGateway)
+		return
+	}
+	pw, _ := kv.Data.Data["password"].(string)
+	writeJSON(w, map[string]any{
+		"via":             a.cfg.vaultProxy,
+		"path":            a.cfg.vaultSecret,
+		"version":         kv.Data.Metadata.Version,
+		"password_sha256": fingerprint(pw),
 	})
 }
 

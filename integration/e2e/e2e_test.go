@@ -334,6 +334,16 @@ func TestPodEndToEnd(t *testing.T) {
 			}
 			return nil
 		})
+		// The app reads Vault itself through the ambassador's API proxy on
+		// 127.0.0.1:8200, with no token of its own.
+		code, body, err := s.get("http://" + s.app + "/vault")
+		var v struct {
+			SHA     string `json:"password_sha256"`
+			Version int    `json:"version"`
+		}
+		if err != nil || code != 200 || json.Unmarshal([]byte(body), &v) != nil || v.SHA != want || v.Version < 2 {
+			t.Fatalf("GET /vault through the ambassador's proxy: %d %v %s", code, err, body)
+		}
 	})
 
 	t.Run("Consul change reaches the app's config", func(t *testing.T) {
