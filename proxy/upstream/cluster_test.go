@@ -40,10 +40,16 @@ func (b *backend) addr() string { return strings.TrimPrefix(b.URL, "http://") }
 
 func newCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	t.Helper()
+	return newClusterDeps(t, cfg, Deps{})
+}
+
+func newClusterDeps(t testing.TB, cfg ClusterConfig, d Deps) *Cluster {
+	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "test"
 	}
-	c, err := New(cfg, Deps{Registry: prometheus.NewRegistry()})
+	d.Registry = prometheus.NewRegistry()
+	c, err := New(cfg, d)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
