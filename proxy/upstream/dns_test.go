@@ -116,7 +116,10 @@ func TestDNSDiscoveryRealServer(t *testing.T) {
 	dns.set(false, "127.0.0.1", "127.0.0.3")
 	waitFor(t, "two A records", func() bool { return len(c.Endpoints()) == 2 })
 	dns.set(false, "127.0.0.3")
-	waitFor(t, "the answer to change", func() bool { e := c.Endpoints(); return len(e) == 1 && e[0].Address == fmt.Sprintf("127.0.0.3:%d", port) })
+	waitFor(t, "the answer to change", func() bool {
+		e := c.Endpoints()
+		return len(e) == 1 && e[0].Address == fmt.Sprintf("127.0.0.3:%d", port)
+	})
 	dns.set(true)
 	waitFor(t, "SERVFAIL to be seen", func() bool { return testCounter(c.m.discoveryErrors) > 0 })
 	if _, body, _, err := get(t, c, context.Background(), "GET", "/", nil); err != nil || body != "s2" {
