@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -34,7 +33,6 @@ type Manager struct {
 	mu        sync.Mutex
 	token     string
 	expires   time.Time
-	auth      *vault.Secret
 	have      chan struct{} // closed at the first token
 	changed   chan struct{} // a signal after every new token (not the first)
 	recheck   chan struct{}
@@ -145,7 +143,7 @@ func (m *Manager) install(s *vault.Secret) {
 	m.Client.SetToken(tok)
 	ttl := time.Duration(s.Auth.LeaseDuration) * time.Second
 	m.mu.Lock()
-	m.token, m.auth = tok, s
+	m.token = tok
 	m.expires = time.Time{}
 	if ttl > 0 {
 		m.expires = time.Now().Add(ttl)
@@ -257,6 +255,3 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
-
-// ErrNoToken is returned by users of the manager before the first login.
-var ErrNoToken = errors.New("no vault token yet")

@@ -133,6 +133,8 @@ func (v vaultAPI) do(method, path string, body any) (map[string]any, error) {
 }
 
 func run(o opts) error {
+	la, _ := os.ReadFile("/proc/loadavg")
+	loadStart := strings.Join(strings.Fields(string(la))[:3], " ")
 	dir, err := os.MkdirTemp("", "ambench-")
 	if err != nil {
 		return err
@@ -361,7 +363,9 @@ listener "tcp" {
 		peak[n] = rssMiB(pid, "VmHWM")
 	}
 	ver, _ := exec.Command(o.vault, "version").Output()
-	return report(o, lat, nlat, steady, peak, loads, loadCPU, strings.TrimSpace(string(ver)))
+	la, _ = os.ReadFile("/proc/loadavg")
+	env := strings.TrimSpace(string(ver)) + fmt.Sprintf("; load average at start %s, at end %s", loadStart, strings.Join(strings.Fields(string(la))[:3], " "))
+	return report(o, lat, nlat, steady, peak, loads, loadCPU, env)
 }
 
 type notifyLog struct {
