@@ -215,7 +215,25 @@ func TestURLJWKSAndRequire(t *testing.T) {
 	if fetches != 1 {
 		t.Fatalf("JWKS fetched %d times", fetches)
 	}
+	// The issuer rotates to a new key: a token with the unknown kid is
+	// refused and triggers a refresh; after it the token is accepted.
+	ec2 := newEC(t, "ec-2")
+	current = jwks(t, ec, ec2)
 	mu.Unlock()
+	tok2 := ec2.sign(t, claims("iss", "svc", "any", time.Hour))
+	if code, _ := call(h, tok2); code != 401 {
+		t.Fatalf("unknown kid before the refresh: %d", code)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, _ := call(h, tok2); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("rotated JWKS at the URL never fetched")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestValidate(t *testing.T) {

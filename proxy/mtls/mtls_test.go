@@ -192,6 +192,13 @@ func TestStrict(t *testing.T) {
 	if _, err := fetch(noCert, "https://"+addr+"/"); err == nil {
 		t.Fatal("STRICT accepted a client without a certificate")
 	}
+	// TLS 1.1 is refused.
+	old, _ := mtlsClient(t, cf)
+	old.Transport.(*http.Transport).DialTLSContext = nil
+	old.Transport.(*http.Transport).TLSClientConfig = &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11}
+	if _, err := fetch(old, "https://"+addr+"/"); err == nil {
+		t.Fatal("STRICT accepted TLS 1.1")
+	}
 	// The client refuses a server whose identity is not the expected one.
 	picky, _ := mtlsClient(t, cf, "spiffe://cluster.local/ns/shop/sa/payments")
 	if _, err := fetch(picky, "https://"+addr+"/"); err == nil || !strings.Contains(err.Error(), "match_sans") {

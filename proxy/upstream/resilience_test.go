@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -356,5 +357,80 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// fullBacklog returns the address of a listening socket with a backlog of
+// zero that never accepts: once it holds a connection, further SYNs are
+// dropped and connecting hangs — a real connect timeout on loopback.
+func fullBacklog(t *testing.T) string {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := syscall.Getsockname(fd)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	// Fill the queue; these complete (or not) in the background.
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		close(done)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range 4 {
+		go func() {
+			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			select {
+			case <-done:
+				c.Close()
+			default:
+				conns = append(conns, c)
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	return addr
+}
+
+func TestConnectTimeout(t *testing.T) {
+	good := newBackend(t, "good", nil)
+	hang := fullBacklog(t)
+	c := newCluster(t, ClusterConfig{ConnectTimeout: 150 * time.Millisecond, Endpoints: []EndpointConfig{{Address: hang}}})
+	_, _, att, err := get(t, c, withPolicy(&RoutePolicy{Retries: fastRetry(0)}), "GET", "/", nil)
+	if StatusOf(err) != 503 || !hasFlag(att, FlagConnectFail) {
+		t.Fatalf("connect timeout: %v %+v", err, att)
+	}
+	// With another endpoint, connect-failure retries land there.
+	c2 := newCluster(t, ClusterConfig{Name: "two", ConnectTimeout: 150 * time.Millisecond, Endpoints: []EndpointConfig{{Address: hang}, {Address: good.addr()}}})
+	for range 4 {
+		if resp, _, att, err := get(t, c2, context.Background(), "POST", "/", strings.NewReader("x")); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("POST with the default policy past a hanging endpoint: %v %+v", err, att)
+		}
+	}
+}
+
+func TestMaxRetriesBreaker(t *testing.T) {
+	f := testenv.StartFortioServer(t)
+	c := newCluster(t, ClusterConfig{Endpoints: []EndpointConfig{{Address: f.Addr}}, CircuitBreakers: BreakerConfig{MaxRetries: 1}})
+	amp := retryStorm(t, c, "/echo?status=503", 8, 200)
+	if amp >= 4 || testCounter(c.m.overflow.WithLabelValues(brRetries)) == 0 {
+		t.Fatalf("max_retries 1 under 8 concurrent failing requests: amplification %.2f, overflow %v", amp, testCounter(c.m.overflow.WithLabelValues(brRetries)))
 	}
 }
