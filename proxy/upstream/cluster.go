@@ -53,6 +53,7 @@ type Cluster struct {
 	budgetPct                      float64 // <0: no budget
 	budgetMin                      int64
 
+	ejected   sync.Map      // *endpoint → struct{}: counted in the ejections_active gauge
 	ready     chan struct{} // closed once endpoints are known
 	readyOnce sync.Once
 	stop      context.CancelFunc
@@ -223,13 +224,13 @@ func (c *Cluster) Close() error {
 	c.tr.CloseIdleConnections()
 	if hs := c.hosts.Load(); hs != nil {
 		c.m.endpoints.Sub(float64(len(hs.all.eps)))
-		now := time.Now().UnixNano()
-		for _, e := range hs.all.eps {
-			if !e.available(now) {
-				c.m.ejected.Dec()
-			}
-		}
 	}
+	c.ejected.Range(func(k, _ any) bool {
+		if _, ok := c.ejected.LoadAndDelete(k); ok {
+			c.m.ejected.Dec()
+		}
+		return true
+	})
 	c.closeTLS()
 	return nil
 }
@@ -373,45 +374,40 @@ func (c *Cluster) outlier(ep *endpoint, o outcome) {
 	}
 	if ok, until := c.od.record(ep, o, now, ejected, total); ok {
 		c.m.ejections.Inc()
-		c.m.ejected.Inc()
+		if _, loaded := c.ejected.LoadOrStore(ep, struct{}{}); !loaded {
+			c.m.ejected.Inc()
+		}
 		c.log.Warn("endpoint ejected by outlier detection", "endpoint", ep.addr, "until", until.UTC().Format(time.RFC3339Nano))
 	}
 }
 
-// sweepOutliers returns ejected endpoints to service as their time ends
-// (every interval, Envoy's sweep) and keeps the gauge true.
+// sweepOutliers notes endpoints returning to service as their ejection
+// time ends (every interval, Envoy's sweep) and keeps the gauge true; the
+// pick path itself only compares times.
 func (c *Cluster) sweepOutliers(ctx context.Context) {
 	tick := time.NewTicker(min(c.od.interval, c.od.base/4+time.Millisecond))
 	defer tick.Stop()
-	ejected := map[*endpoint]bool{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		hs := c.hosts.Load()
-		if hs == nil {
-			continue
-		}
 		now := time.Now().UnixNano()
-		for _, e := range hs.all.eps {
-			if e.available(now) {
-				if ejected[e] {
-					delete(ejected, e)
+		hs := c.hosts.Load()
+		c.ejected.Range(func(k, _ any) bool {
+			e := k.(*endpoint)
+			gone := hs == nil || hs.byAddr[e.addr] != e
+			if e.available(now) || gone {
+				if _, ok := c.ejected.LoadAndDelete(e); ok {
 					c.m.ejected.Dec()
-					c.log.Info("endpoint returned to service", "endpoint", e.addr)
+					if !gone {
+						c.log.Info("endpoint returned to service", "endpoint", e.addr)
+					}
 				}
-			} else {
-				ejected[e] = true
 			}
-		}
-		for e := range ejected {
-			if hs.byAddr[e.addr] != e {
-				delete(ejected, e)
-				c.m.ejected.Dec()
-			}
-		}
+			return true
+		})
 	}
 }
 
