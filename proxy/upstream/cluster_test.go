@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -97,4 +98,18 @@ func TestRoundRobinStatic(t *testing.T) {
 	if n := testCounter(c.m.cxTotal); n > 2 {
 		t.Fatalf("opened %v connections for 10 sequential requests", n)
 	}
+}
+
+func TestIdleTimeoutClosesPooledConnections(t *testing.T) {
+	b := newBackend(t, "b", nil)
+	c := newCluster(t, ClusterConfig{IdleTimeout: 100 * time.Millisecond, Endpoints: []EndpointConfig{{Address: b.addr()}}})
+	for range 3 {
+		if _, _, _, err := get(t, c, context.Background(), "GET", "/", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if testGauge(c.m.cxActive) != 1 || testCounter(c.m.cxTotal) != 1 {
+		t.Fatalf("3 sequential requests: %v open, %v opened; want 1 kept alive", testGauge(c.m.cxActive), testCounter(c.m.cxTotal))
+	}
+	waitFor(t, "the idle connection to close", func() bool { return testGauge(c.m.cxActive) == 0 })
 }
