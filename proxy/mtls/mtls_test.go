@@ -369,3 +369,44 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("missing files: %v", err)
 	}
 }
+
+// TestKubernetesSecretSwap rotates credentials the way the kubelet updates a
+// secret volume: files are symlinks through ..data, which is re-pointed to a
+// new timestamped directory in one rename.
+func TestKubernetesSecretSwap(t *testing.T) {
+	root := newCA(t, "mesh root")
+	mount := t.TempDir()
+	publish := func(gen string) int64 {
+		cert, key, n := root.issue(t, serverID)
+		dir := filepath.Join(mount, "..2026_"+gen)
+		os.Mkdir(dir, 0o755)
+		writeFiles(t, dir, cert, key, root.pem)
+		tmp := filepath.Join(mount, "..data_tmp")
+		os.Remove(tmp)
+		if err := os.Symlink(filepath.Base(dir), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(mount, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	first := publish("a")
+	for _, f := range []string{"cert.pem", "key.pem", "ca.pem"} {
+		if err := os.Symlink(filepath.Join("..data", f), filepath.Join(mount, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newServer(t, Strict, Files{CertFile: filepath.Join(mount, "cert.pem"), KeyFile: filepath.Join(mount, "key.pem"), CAFile: filepath.Join(mount, "ca.pem")})
+	if got := s.cur.Load().cert.Leaf.SerialNumber.Int64(); got != first {
+		t.Fatalf("serial %d, want %d", got, first)
+	}
+	second := publish("b")
+	deadline := time.Now().Add(20 * time.Second)
+	for s.cur.Load().cert.Leaf.SerialNumber.Int64() != second {
+		if time.Now().After(deadline) {
+			t.Fatal("..data swap not picked up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
