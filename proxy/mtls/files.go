@@ -180,6 +180,9 @@ func sameCert(a, b *tls.Certificate) bool {
 // Reloads counts successful reloads (for tests and metrics).
 func (r *reloader) Reloads() uint64 { return r.reloads.Load() }
 
+// NotAfter is when the current certificate expires (for an expiry gauge).
+func (r *reloader) NotAfter() time.Time { return r.cur.Load().cert.Leaf.NotAfter }
+
 // Identity is the SPIFFE identity of the current certificate.
 func (r *reloader) Identity() Identity { return r.cur.Load().id }
 
