@@ -349,7 +349,7 @@ func (c *Cluster) DialTCP(ctx context.Context) (net.Conn, string, error) {
 // --- outlier detection ---
 
 func (c *Cluster) outlier(ep *endpoint, o outcome) {
-	if c.od == nil {
+	if c.od == nil || o == downstreamGone {
 		return
 	}
 	if o == okResponse {
@@ -617,9 +617,11 @@ func (x *exchange) run() (*http.Response, error) {
 			return nil, fail(x.att, x.ctxError(err))
 		}
 		body, ok := x.body(try)
-		if !ok {
-			// Cannot happen on try 0; later tries are only made when replayable.
-			body = http.NoBody
+		if !ok { // GetBody failed: never send a retry without its body
+			c.releaseConn()
+			releaseRetry()
+			x.done()
+			return nil, fail(x.att, &Error{Flag: FlagConnTerminate, Status: 503, Err: errors.New("request body cannot be replayed for a retry")})
 		}
 		out := x.req.WithContext(x.ctx)
 		tctx, tcancel := x.ctx, context.CancelCauseFunc(nil)
@@ -787,7 +789,9 @@ func (x *exchange) sleep(try int) bool {
 func (x *exchange) classify(err error, tctx context.Context) outcome {
 	var ce *connectError
 	switch {
-	case context.Cause(tctx) == errPerTryTimeout:
+	case x.parent.Err() != nil:
+		return downstreamGone
+	case context.Cause(tctx) == errPerTryTimeout, context.Cause(x.ctx) == errRouteTimeout:
 		return tryTimeout
 	case errors.As(err, &ce):
 		return connectFailed
@@ -835,6 +839,8 @@ func (c *Cluster) countResult(resp *http.Response, o outcome) {
 		label = FlagConnectFail
 	case o == tryTimeout:
 		label = FlagTimeout
+	case o == downstreamGone:
+		label = FlagDownstream
 	default:
 		label = FlagConnTerminate
 	}

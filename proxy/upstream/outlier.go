@@ -14,7 +14,8 @@ const (
 	connectFailed                // dial failed or timed out
 	resetBefore                  // connection closed/reset before the response
 	refusedStream                // HTTP/2 REFUSED_STREAM
-	tryTimeout                   // per-try timeout fired
+	tryTimeout                   // per-try (or route) timeout fired
+	downstreamGone               // the client went away: nobody's fault upstream
 )
 
 func classifyStatus(code int) outcome {
@@ -70,6 +71,8 @@ func (p *outlierPolicy) record(e *endpoint, o outcome, now time.Time, ejected, t
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch o {
+	case downstreamGone:
+		return false, time.Time{}
 	case okResponse:
 		e.consec5, e.consecGw = 0, 0
 		return false, time.Time{}
