@@ -8,14 +8,14 @@ import (
 type outcome int
 
 const (
-	okResponse    outcome = iota // status < 500
-	status5xx                    // 500, 501, 505...
-	gatewayStatus                // 502, 503, 504
-	connectFailed                // dial failed or timed out
-	resetBefore                  // connection closed/reset before the response
-	refusedStream                // HTTP/2 REFUSED_STREAM
-	tryTimeout                   // per-try (or route) timeout fired
-	downstreamGone               // the client went away: nobody's fault upstream
+	okResponse     outcome = iota // status < 500
+	status5xx                     // 500, 501, 505...
+	gatewayStatus                 // 502, 503, 504
+	connectFailed                 // dial failed or timed out
+	resetBefore                   // connection closed/reset before the response
+	refusedStream                 // HTTP/2 REFUSED_STREAM
+	tryTimeout                    // per-try (or route) timeout fired
+	downstreamGone                // the client went away: nobody's fault upstream
 )
 
 func classifyStatus(code int) outcome {
