@@ -410,3 +410,30 @@ func TestKubernetesSecretSwap(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestPermissiveServerFirst(t *testing.T) {
+	root := newCA(t, "mesh root")
+	sf, _ := workload(t, root, serverID)
+	s, err := NewServer(ServerConfig{Mode: Permissive, Files: sf, DetectTimeout: 50 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, b := net.Pipe()
+	defer a.Close()
+	done := make(chan error, 1)
+	go func() {
+		c, peer, err := s.Accept(b)
+		if err == nil && peer == nil {
+			_, err = c.Write([]byte("220 hello\r\n")) // the server speaks first
+		}
+		done <- err
+	}()
+	buf := make([]byte, 11)
+	if _, err := io.ReadFull(a, buf); err != nil || string(buf) != "220 hello\r\n" {
+		t.Fatalf("server-first greeting: %q %v", buf, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -22,6 +22,9 @@ type ServerConfig struct {
 	Mode             string `yaml:"mode"` // STRICT | PERMISSIVE | DISABLE
 	Files            `yaml:",inline"`
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout,omitempty"` // default 10s
+	// DetectTimeout (PERMISSIVE): a client silent this long is served as
+	// plaintext (server-speaks-first protocols). Default 1s.
+	DetectTimeout time.Duration `yaml:"detect_timeout,omitempty"`
 }
 
 // Validate reports every problem, naming the key and value.
@@ -37,6 +40,9 @@ func (c *ServerConfig) Validate() error {
 	if c.HandshakeTimeout < 0 {
 		errs = append(errs, fmt.Errorf("mtls.handshake_timeout %q: must not be negative", c.HandshakeTimeout))
 	}
+	if c.DetectTimeout < 0 {
+		errs = append(errs, fmt.Errorf("mtls.detect_timeout %q: must not be negative", c.DetectTimeout))
+	}
 	return errors.Join(errs...)
 }
 
@@ -45,6 +51,7 @@ type Server struct {
 	*reloader
 	mode    string
 	timeout time.Duration
+	detect  time.Duration
 	tls     *tls.Config
 }
 
@@ -60,9 +67,12 @@ func NewServer(cfg ServerConfig, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{reloader: r, mode: cfg.Mode, timeout: cfg.HandshakeTimeout}
+	s := &Server{reloader: r, mode: cfg.Mode, timeout: cfg.HandshakeTimeout, detect: cfg.DetectTimeout}
 	if s.timeout == 0 {
 		s.timeout = 10 * time.Second
+	}
+	if s.detect == 0 {
+		s.detect = time.Second
 	}
 	s.tls = &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -95,10 +105,21 @@ var ErrPlaintext = errors.New("mtls STRICT: plaintext connection refused")
 // reads the first byte). It returns the connection to serve: a completed
 // *tls.Conn with its verified peer, or — in PERMISSIVE mode for a client
 // that does not start with a TLS handshake — the plaintext connection (first
-// byte included) with a nil peer. On error it closes conn.
+// byte included) with a nil peer; a PERMISSIVE client silent for
+// detect_timeout is served as plaintext too. On error it closes conn.
 func (s *Server) Accept(conn net.Conn) (net.Conn, *Peer, error) {
-	conn.SetReadDeadline(time.Now().Add(s.timeout))
+	wait := s.timeout
+	if s.mode == Permissive {
+		wait = min(s.detect, s.timeout)
+	}
+	conn.SetReadDeadline(time.Now().Add(wait))
 	isTLS, pc, err := Peek(conn)
+	var ne net.Error
+	if err != nil && s.mode == Permissive && errors.As(err, &ne) && ne.Timeout() {
+		// Silent client: a server-speaks-first protocol, in plaintext.
+		conn.SetReadDeadline(time.Time{})
+		return conn, nil, nil
+	}
 	if err != nil {
 		conn.Close()
 		return nil, nil, fmt.Errorf("read first byte from %s: %w", conn.RemoteAddr(), err)
