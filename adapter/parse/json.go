@@ -3,6 +3,7 @@ package parse
 import (
 	"bytes"
 	"encoding/json"
+	"unicode/utf8"
 )
 
 // JSON parses one JSON object per line. Top-level time/level/message keys
@@ -15,8 +16,11 @@ func (JSON) Parse(line []byte, r *Record) error {
 	if len(line) == 0 || line[0] != '{' {
 		return fail("json: not an object")
 	}
-	if !json.Valid(line) {
+	if !validJSON(line) {
 		return fail("json: invalid JSON")
+	}
+	if !utf8.Valid(line) {
+		return fail("json: invalid UTF-8")
 	}
 	i := 1
 	for {

@@ -22,6 +22,19 @@ import (
 // BenchmarkLegacyToDiscard measures the whole hot path (read, split,
 // parse, encode, batch) over a file of legacy lines into the discard sink.
 func BenchmarkLegacyToDiscard(b *testing.B) {
+	benchFile(b, parse.Legacy{}, func(i int) string {
+		return fmt.Sprintf("2024-01-15 14:32:%02d INFO order_id=ORD-%d status=FULFILLED customer=C-%05d amount=%d.%02d region=eu-west-1 latency_ms=%d\n", i%60, i, i%99999, i%1000, i%100, i%500)
+	})
+}
+
+// BenchmarkJSONToDiscard is the same for JSON lines.
+func BenchmarkJSONToDiscard(b *testing.B) {
+	benchFile(b, parse.JSON{}, func(i int) string {
+		return fmt.Sprintf(`{"time":"2024-01-15T14:32:%02d.%03dZ","level":"info","msg":"order fulfilled","order_id":"ORD-%d","customer":"C-%05d","amount":%d.%02d,"region":"eu-west-1","latency_ms":%d}`+"\n", i%60, i%1000, i, i%99999, i%1000, i%100, i%500)
+	})
+}
+
+func benchFile(b *testing.B, parser parse.Parser, line func(int) string) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "app.log")
 	fh, _ := os.Create(path)
@@ -29,7 +42,7 @@ func BenchmarkLegacyToDiscard(b *testing.B) {
 	const n = 200000
 	var size int64
 	for i := 0; i < n; i++ {
-		k, _ := fmt.Fprintf(f, "2024-01-15 14:32:%02d INFO order_id=ORD-%d status=FULFILLED customer=C-%05d amount=%d.%02d region=eu-west-1 latency_ms=%d\n", i%60, i, i%99999, i%1000, i%100, i%500)
+		k, _ := f.WriteString(line(i))
 		size += int64(k)
 	}
 	f.Flush()
@@ -40,7 +53,7 @@ func BenchmarkLegacyToDiscard(b *testing.B) {
 		reg := prometheus.NewRegistry()
 		m := NewMetrics(reg, "x_")
 		store, _ := checkpoint.Open("")
-		p := New(Config{Rules: []Rule{{Parser: parse.Legacy{}}}, Index: "logs-%Y.%m.%d"}, output.Discard{Sent: m.Sent}, store, m, logging.Discard())
+		p := New(Config{Rules: []Rule{{Parser: parser}}, Index: "logs-%Y.%m.%d"}, output.Discard{Sent: m.Sent}, store, m, logging.Discard())
 		stop := make(chan struct{})
 		done := make(chan error, 1)
 		go func() {
