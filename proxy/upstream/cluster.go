@@ -52,6 +52,7 @@ type Cluster struct {
 	requests, retries, pending     atomic.Int64
 	budgetPct                      float64 // <0: no budget
 	budgetMin                      int64
+	defaultRetry                   *RetryPolicy
 
 	ejected   sync.Map      // *endpoint → struct{}: counted in the ejections_active gauge
 	ready     chan struct{} // closed once endpoints are known
@@ -74,7 +75,7 @@ func New(cfg ClusterConfig, d Deps) (*Cluster, error) {
 		name: cfg.Name, cfg: cfg, log: log.With("cluster", cfg.Name), m: newMetrics(d.Registry, cfg.Name),
 		lb: cfg.LBPolicy, scheme: "http", od: newOutlierPolicy(cfg.OutlierDetection), ready: make(chan struct{}),
 		maxReq: orDefault(cfg.CircuitBreakers.MaxRequests, 1024), maxPending: orDefault(cfg.CircuitBreakers.MaxPendingRequests, 1024),
-		maxRetries: orDefault(cfg.CircuitBreakers.MaxRetries, 3), budgetPct: -1,
+		maxRetries: orDefault(cfg.CircuitBreakers.MaxRetries, 3), budgetPct: -1, defaultRetry: DefaultRetry(),
 	}
 	if b := cfg.RetryBudget; b != nil {
 		c.budgetPct, c.budgetMin = b.Percent, int64(b.MinConcurrency)
@@ -516,7 +517,7 @@ func (c *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
 	if att == nil {
 		att = &Attempt{}
 	}
-	rp := &DefaultRetry
+	rp := c.defaultRetry
 	if pol != nil && pol.Retries != nil {
 		rp = pol.Retries
 	}

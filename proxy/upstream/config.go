@@ -111,10 +111,10 @@ type OutlierConfig struct {
 }
 
 // RoutePolicy is what a route asks of its cluster; the router puts it in the
-// request context with WithRoute. Nil means DefaultRetry and no timeout.
+// request context with WithRoute. Nil means DefaultRetry() and no timeout.
 type RoutePolicy struct {
 	Timeout time.Duration `yaml:"timeout,omitempty"` // whole request incl. retries and the response body; 0 = none
-	Retries *RetryPolicy  `yaml:"retries,omitempty"` // nil = DefaultRetry
+	Retries *RetryPolicy  `yaml:"retries,omitempty"` // nil = DefaultRetry()
 
 	// Subset selection, first match wins: HeaderSubsets, then WeightedSubsets,
 	// then Subset; none means every endpoint of the cluster.
@@ -149,11 +149,19 @@ type RetryPolicy struct {
 	MaxReplayBytes       int           `yaml:"max_replay_bytes,omitempty"`       // request body kept for a retry, default 64 KiB
 }
 
-// DefaultRetry is Istio's default: two retries of connection failures,
-// refused streams and 503s.
-var DefaultRetry = RetryPolicy{Attempts: 2, RetryOn: []string{"connect-failure", "refused-stream", "retriable-status-codes"}, RetriableStatusCodes: []int{503}}
+// DefaultRetry returns Istio's default policy, used for a route without
+// retries: two retries of connection failures, refused streams and 503s.
+func DefaultRetry() *RetryPolicy {
+	return &RetryPolicy{Attempts: 2, RetryOn: []string{"connect-failure", "refused-stream", "retriable-status-codes"}, RetriableStatusCodes: []int{503}}
+}
 
-var retryOnNames = map[string]bool{"5xx": true, "gateway-error": true, "reset": true, "connect-failure": true, "refused-stream": true, "retriable-status-codes": true}
+func retryOnName(s string) bool {
+	switch s {
+	case "5xx", "gateway-error", "reset", "connect-failure", "refused-stream", "retriable-status-codes":
+		return true
+	}
+	return false
+}
 
 // Validate reports every problem of the cluster, naming the field and value.
 func (c *ClusterConfig) Validate() error {
@@ -340,7 +348,7 @@ func (r *RetryPolicy) problems(p *config.Problems) {
 	}
 	for _, on := range r.RetryOn {
 		for _, one := range strings.Split(on, ",") {
-			if one = strings.TrimSpace(one); !retryOnNames[one] {
+			if one = strings.TrimSpace(one); !retryOnName(one) {
 				p.Add("retries.retry_on", one, "want 5xx, gateway-error, reset, connect-failure, refused-stream or retriable-status-codes")
 			}
 		}

@@ -32,7 +32,7 @@
 //
 // # Behaviour
 //
-// Retries follow the route's RetryPolicy (nil: DefaultRetry, Istio's two
+// Retries follow the route's RetryPolicy (nil: DefaultRetry(), Istio's two
 // retries of connect-failure, refused-stream and 503). A failure that never
 // reached the upstream (connect-failure, refused-stream) is retried for any
 // method; anything else only for idempotent methods unless
