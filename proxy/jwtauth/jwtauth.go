@@ -276,6 +276,12 @@ func (a *Authenticator) token(r *http.Request) (string, func(*http.Request)) {
 // forward_original_token.
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Claim headers are ours to set: a client must not forge them.
+		for _, p := range a.providers {
+			for _, ch := range p.cfg.ClaimHeaders {
+				r.Header.Del(ch.Header)
+			}
+		}
 		raw, strip := a.token(r)
 		if raw == "" {
 			if a.cfg.Require {
@@ -303,8 +309,6 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 		for _, ch := range p.cfg.ClaimHeaders {
 			if v, ok := claimString(res.Claims[ch.Claim]); ok {
 				r.Header.Set(ch.Header, v)
-			} else {
-				r.Header.Del(ch.Header) // never pass on a client-supplied value
 			}
 		}
 		next.ServeHTTP(w, r.WithContext(WithResult(r.Context(), res)))

@@ -118,8 +118,8 @@ func TestFileJWKS(t *testing.T) {
 	if code != 200 || body != `principal=https://issuer.example/alice group=admins auth=""` {
 		t.Fatalf("valid token: %d %s", code, body)
 	}
-	// No token: passes without a principal.
-	if code, body := call(h, ""); code != 200 || !strings.HasPrefix(body, "principal=none") {
+	// No token: passes without a principal, and a forged claim header is dropped.
+	if code, body := call(h, "", "x-jwt-group", "admins"); code != 200 || body != `principal=none group= auth=""` {
 		t.Fatalf("no token: %d %s", code, body)
 	}
 	other := newRSA(t, "rsa-1") // same kid, different key: a forgery
