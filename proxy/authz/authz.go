@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"regexp"
 	"strings"
 
@@ -156,7 +157,7 @@ type Input struct {
 
 // InputOf gathers a request's Input from its context and fields.
 func InputOf(r *http.Request) Input {
-	in := Input{Method: r.Method, Path: r.URL.Path, Host: r.Host, Header: r.Header}
+	in := Input{Method: r.Method, Path: NormalizePath(r.URL.Path), Host: r.Host, Header: r.Header}
 	if p := mtls.PeerFrom(r.Context()); p != nil {
 		in.Principal, in.Namespace = p.Identity.Principal(), p.Identity.Namespace
 	}
@@ -167,6 +168,23 @@ func InputOf(r *http.Request) Input {
 		in.SourceIP = net.ParseIP(host)
 	}
 	return in
+}
+
+// NormalizePath removes dot segments and repeated slashes the way the app
+// will read the path (Istio's BASE normalization plus slash merging), so
+// "/api/../admin" is judged as "/admin"; a trailing slash is kept.
+func NormalizePath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if !strings.Contains(p, "/.") && !strings.Contains(p, "//") && p[0] == '/' {
+		return p
+	}
+	c := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 // Engine decides requests against the policies.

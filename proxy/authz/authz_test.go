@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sidecarkit/sidecarkit/proxy/jwtauth"
+	"github.com/sidecarkit/sidecarkit/proxy/mtls"
 	"gopkg.in/yaml.v3"
 )
 
@@ -153,6 +154,27 @@ func TestMiddleware403(t *testing.T) {
 	h.ServeHTTP(w, r)
 	if w.Code != 200 || w.Body.String() != "app" {
 		t.Fatalf("jwt admin: %d %q", w.Code, w.Body.String())
+	}
+}
+
+func TestPathNormalization(t *testing.T) {
+	for in, want := range map[string]string{"/api/x": "/api/x", "/api/../admin": "/admin", "//admin": "/admin", "/api/./x/": "/api/x/", "/a/b/../../..": "/", "": "/", "admin": "/admin"} {
+		if got := NormalizePath(in); got != want {
+			t.Errorf("NormalizePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+	e := parse(t, policies)
+	h := e.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("app")) }))
+	id, _ := mtls.ParseSPIFFE("spiffe://" + frontend)
+	for p, want := range map[string]int{"/api/items": 200, "/api/items/../../admin": 403, "/api//items": 200} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.URL.Path = p // what a client can send; the app would serve the cleaned path
+		r = r.WithContext(mtls.WithPeer(r.Context(), &mtls.Peer{Identity: id}))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("frontend GET %s: %d, want %d", p, w.Code, want)
+		}
 	}
 }
 
