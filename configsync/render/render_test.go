@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sidecarkit/sidecarkit/configsync/brain"
+	"github.com/sidecarkit/sidecarkit/shared/publish"
 )
 
 func view() brain.Map {
@@ -170,6 +171,31 @@ func FuzzParseJSON(f *testing.F) {
 		v, err := ParseJSON([]byte(s))
 		if err == nil && v == nil && strings.TrimSpace(s) != "null" {
 			t.Fatalf("%q parsed to nil without error", s)
+		}
+	})
+}
+
+// FuzzTreeFiles feeds arbitrary Consul key names (outside input) through the
+// tree mapping: either an error, or files whose paths are safe and never
+// both a file and a directory.
+func FuzzTreeFiles(f *testing.F) {
+	f.Add("p/a", "p/a/b", "p/c")
+	f.Add("p/../x", "p/", "p/d/")
+	f.Add("p/a//b", "p/.", "p/a b")
+	f.Fuzz(func(t *testing.T, k1, k2, k3 string) {
+		files, err := TreeFiles("p/", []brain.KV{{Key: k1}, {Key: k2}, {Key: k3}})
+		if err != nil {
+			return
+		}
+		for p := range files {
+			if err := publish.CheckRelPath(p); err != nil {
+				t.Fatalf("unsafe path %q: %v", p, err)
+			}
+			for q := range files {
+				if strings.HasPrefix(q, p+"/") {
+					t.Fatalf("%q is a file and a directory (%q)", p, q)
+				}
+			}
 		}
 	})
 }
