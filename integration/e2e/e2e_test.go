@@ -435,11 +435,34 @@ func TestPodEndToEnd(t *testing.T) {
 		if r.AfterUnready == 0 {
 			t.Errorf("no request was in flight when the drain started; the test proved nothing")
 		}
-		for _, svc := range []string{"app", "proxy", "ambassador", "configsync", "adapter"} {
+		finished := map[string]time.Time{}
+		for _, svc := range []string{"app", "proxy", "ambassador", "configsync", "adapter", "pod", "vault", "consul", "victorialogs"} {
 			id := strings.TrimSpace(s.mustDC("ps", "-q", svc))
-			out, _ := exec.Command("docker", "inspect", "-f", "{{.State.ExitCode}}", id).Output()
-			if strings.TrimSpace(string(out)) != "0" {
-				t.Errorf("%s exited with %s after docker-compose stop", svc, strings.TrimSpace(string(out)))
+			out, _ := exec.Command("docker", "inspect", "-f", "{{.State.ExitCode}} {{.State.FinishedAt}}", id).Output()
+			f := strings.Fields(string(out))
+			if len(f) != 2 {
+				t.Fatalf("inspect %s: %q", svc, out)
+			}
+			finished[svc], _ = time.Parse(time.RFC3339Nano, f[1])
+			// The pod's members must exit cleanly; the servers' own exit
+			// codes are theirs (consul -dev exits 1 after leaving).
+			if f[0] != "0" && svc != "vault" && svc != "consul" && svc != "victorialogs" {
+				t.Errorf("%s exited with %s after docker-compose stop", svc, f[0])
+			}
+		}
+		// The order native sidecars give: the app first, then its helpers,
+		// then the pod itself and the servers the helpers use.
+		for _, h := range []string{"proxy", "ambassador", "configsync", "adapter"} {
+			if !finished[h].After(finished["app"]) {
+				t.Errorf("%s stopped (%s) before the app (%s)", h, finished[h], finished["app"])
+			}
+			if !finished["pod"].After(finished[h]) {
+				t.Errorf("the pod stopped (%s) before %s (%s)", finished["pod"], h, finished[h])
+			}
+		}
+		for h, srv := range map[string]string{"ambassador": "vault", "configsync": "consul", "adapter": "victorialogs"} {
+			if !finished[srv].After(finished[h]) {
+				t.Errorf("%s stopped (%s) before %s (%s) could finish with it", srv, finished[srv], h, finished[h])
 			}
 		}
 	})
