@@ -3,6 +3,7 @@ package configsync_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -664,6 +665,24 @@ func TestBinaryLifecycle(t *testing.T) {
 		if !strings.Contains(body.String(), m) {
 			t.Errorf("metric %s missing", m)
 		}
+	}
+	r, err = http.Get("http://" + admin + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status struct {
+		Outputs []struct {
+			Output        string `json:"output"`
+			LastPublished string `json:"last_published"`
+		} `json:"outputs"`
+		Ready bool `json:"ready"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&status); err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if !status.Ready || len(status.Outputs) != 1 || status.Outputs[0].LastPublished == "" || !strings.Contains(status.Outputs[0].Output, "cfg") {
+		t.Fatalf("status %+v", status)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {

@@ -2,7 +2,9 @@ package configsync
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -108,6 +110,20 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 		defer func() { <-tdone }()
 		defer cancel()
 	}
+	rt.Admin.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		st := mgr.Status(time.Now())
+		body := map[string]any{
+			"outputs": s.Status(), "watched": st.Watchers, "failing_watches": st.Failing,
+			"staleness_seconds": st.Staleness.Seconds(), "ready": ready.Err() == nil,
+		}
+		if st.LastErr != nil {
+			body["last_consul_error"] = st.LastErr.Error()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(body)
+	})
 	rt.Log.Info("syncing", "consul", copts.Address, "outputs", len(outs), "blocking", c.Blocking,
 		"sync_interval", c.SyncInterval.String(), "once", c.Once)
 	if err := s.Run(ctx, rt.Stopping()); err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,9 +107,46 @@ type Syncer struct {
 	// once mode they end the run as configuration errors.
 	Permanent func(error) bool
 
+	mu       sync.Mutex // guards status
+	status   []OutputStatus
 	ready    bool // every output rendered and published once
 	complete bool // a complete read was rendered once (errors or not)
 	retryBo  backoff.Backoff
+}
+
+// OutputStatus is one output's state for GET /status.
+type OutputStatus struct {
+	Output        string    `json:"output"`
+	LastPublished time.Time `json:"last_published,omitzero"`
+	LastRendered  time.Time `json:"last_rendered,omitzero"`
+	Error         string    `json:"error,omitempty"`
+	Waiting       []string  `json:"waiting_for,omitempty"`
+}
+
+// Status returns every output's state (safe for concurrent use).
+func (s *Syncer) Status() []OutputStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status == nil {
+		out := make([]OutputStatus, len(s.Outputs))
+		for i, o := range s.Outputs {
+			out[i].Output = o.String()
+		}
+		return out
+	}
+	return append([]OutputStatus(nil), s.status...)
+}
+
+func (s *Syncer) record(i int, f func(*OutputStatus)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status == nil {
+		s.status = make([]OutputStatus, len(s.Outputs))
+		for j, o := range s.Outputs {
+			s.status[j].Output = o.String()
+		}
+	}
+	f(&s.status[i])
 }
 
 // Quiet returns when to render after a burst of changes that began at first
@@ -206,6 +244,20 @@ func (s *Syncer) cycle(ctx context.Context) (done bool, err error) {
 	for i, o := range s.Outputs {
 		results[i] = o.Render(s.View, s.Env, s.AllowMissing)
 		deps = append(deps, results[i].Deps...)
+		r := results[i]
+		s.record(i, func(st *OutputStatus) {
+			st.Waiting = nil
+			for _, d := range r.Missing {
+				st.Waiting = append(st.Waiting, d.String())
+			}
+			if r.Complete() {
+				st.LastRendered = time.Now()
+				st.Error = ""
+				if r.Err != nil {
+					st.Error = r.Err.Error()
+				}
+			}
+		})
 		if !results[i].Complete() {
 			complete = false
 		}
@@ -236,6 +288,13 @@ func (s *Syncer) cycle(ctx context.Context) (done bool, err error) {
 		_, statErr := os.Lstat(o.Dest)
 		existed := statErr == nil
 		ch, err := o.publishResult(results[i])
+		s.record(i, func(st *OutputStatus) {
+			if err != nil {
+				st.Error = err.Error()
+			} else if ch {
+				st.LastPublished = time.Now()
+			}
+		})
 		if err != nil {
 			s.Metrics.Errors.WithLabelValues("publish").Inc()
 			s.Log.Error("publish failed; keeping the last good output", "output", o.String(), "err", err)
