@@ -279,8 +279,10 @@ func (s *Store) keepFresh(ctx context.Context, e *entry, st lease.State, epoch <
 		}
 		s.mu.Lock()
 		e.state = st
-		if e.secret != nil {
-			e.secret.LeaseDuration = int(granted / time.Second)
+		if e.secret != nil { // copy: renders may be reading the old one
+			c := *e.secret
+			c.LeaseDuration = int(granted / time.Second)
+			e.secret = &c
 		}
 		s.mu.Unlock()
 	}
