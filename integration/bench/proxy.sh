@@ -110,7 +110,8 @@ for t in "${targets[@]}"; do
     (sleep 2; curl -fsS -o "$work/cpu.prof" "http://127.0.0.1:$ADM/debug/pprof/profile?seconds=10") &
     prof_pid=$!
   fi
-  "$fortio" load -quiet -qps "$QPS" -c "$CONNS" -t "$DURATION" -json "$work/$name.json" "$url" >/dev/null 2>&1
+  "$fortio" load -quiet -qps "$QPS" -c "$CONNS" -t "$DURATION" -json "$work/$name.json" "$url" >"$work/$name.log" 2>&1 \
+    || { echo "fortio failed against $name:"; tail -5 "$work/$name.log"; tail -20 "$work/proxy.log"; exit 1; }
   [ -n "$prof_pid" ] && { wait "$prof_pid" || true; }
   s1=$(date +%s.%N)
   c1=0; [ -n "$pid" ] && c1=$(cputicks "$pid")
@@ -119,7 +120,8 @@ done
 for t in "${targets[@]}"; do
   IFS='|' read -r name url pid <<<"$t"
   echo "== $name: max throughput (-qps 0) for $MAXDUR"
-  "$fortio" load -quiet -qps 0 -c "$CONNS" -t "$MAXDUR" -json "$work/$name.max.json" "$url" >/dev/null 2>&1
+  "$fortio" load -quiet -qps 0 -c "$CONNS" -t "$MAXDUR" -json "$work/$name.max.json" "$url" >"$work/$name.max.log" 2>&1 \
+    || { echo "fortio failed against $name:"; tail -5 "$work/$name.max.log"; tail -20 "$work/proxy.log"; exit 1; }
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "proxy $(hwm $proxy_pid)" >"$work/rss"

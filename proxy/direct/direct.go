@@ -28,6 +28,7 @@ type Forwarder struct {
 	dialer *net.Dialer
 	h1, h2 *http.Transport
 	o      Options
+	pool   pool // fast-path HTTP/1.1 connections
 }
 
 // New returns a forwarder.
@@ -73,6 +74,9 @@ func (f *Forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.ProtoMajor == 2 && req.Header.Get("Upgrade") == "" {
 		return f.h2.RoundTrip(req)
 	}
+	if f.fastOK(req) {
+		return f.fastRoundTrip(req)
+	}
 	return f.h1.RoundTrip(req)
 }
 
@@ -87,7 +91,11 @@ func (f *Forwarder) DialTCP(ctx context.Context, addr string) (net.Conn, error) 
 }
 
 // CloseIdle closes idle pooled connections.
-func (f *Forwarder) CloseIdle() { f.h1.CloseIdleConnections(); f.h2.CloseIdleConnections() }
+func (f *Forwarder) CloseIdle() {
+	f.h1.CloseIdleConnections()
+	f.h2.CloseIdleConnections()
+	f.closeIdleFast()
+}
 
 func (f *Forwarder) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	c, err := f.dialer.DialContext(ctx, network, addr)
