@@ -67,11 +67,13 @@ multicall() {
   local d=$1 out=$2 gov
   gov=$(go env GOVERSION); gov=${gov#go}
   mkdir -p "$d"
-  cp "$here/docker/proxy-multicall/main.go" "$d/main.go"
+  # the tree keeps it behind "//go:build ignore" (out of the integration
+  # module and its go mod tidy); the staged copy drops that line
+  sed '/^\/\/go:build ignore$/d' "$here/docker/proxy-multicall/main.go" >"$d/main.go"
   # no require lines: the workspace provides the three modules
   printf 'module sidecarkit.local/proxyimage\n\ngo %s\n' "$gov" >"$d/go.mod"
   printf 'go %s\n\nuse (\n\t%s\n\t%s\n\t%s\n\t%s\n)\n' "$gov" "$d" "$root/proxy" "$root/initnet" "$root/shared" >"$d/go.work"
-  (cd "$d" && GOWORK="$d/go.work" CGO_ENABLED=0 GOOS=linux go build -tags ignore -trimpath -ldflags "$LDFLAGS" -o "$out" .) >&2
+  (cd "$d" && GOWORK="$d/go.work" CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "$LDFLAGS" -o "$out" .) >&2
 }
 
 # progress label cmd... — runs cmd, printing a line every 30 s while it runs

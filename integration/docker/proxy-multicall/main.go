@@ -5,7 +5,8 @@
 // proxy. One Go runtime and one copy of the shared code instead of two static
 // binaries keeps the image small. It mirrors proxy/cmd/proxy and
 // initnet/cmd/initnet; images.sh builds it in a temporary workspace of those
-// modules (the "ignore" build tag keeps it out of the integration module and go mod tidy) and falls
+// modules (the "ignore" build tag keeps it out of the integration module and
+// its go mod tidy; images.sh drops that line in its staged copy) and falls
 // back to the two binaries if it does not build.
 package main
 
