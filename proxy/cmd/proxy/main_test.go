@@ -337,3 +337,26 @@ func Test5000Connections(t *testing.T) {
 	}
 	t.Logf("%d concurrent connections, all answered; peak RSS %d KiB", n, p.rssPeakKiB())
 }
+
+// TestRealClients drives the binary with curl (HTTP/1.1, h2c prior
+// knowledge, a chunked upload) and h2load (h2c, many streams).
+func TestRealClients(t *testing.T) {
+	curl := testenv.Tool(t, "curl", "curl")
+	h2load := testenv.Tool(t, "h2load", "nghttp2-client")
+	f := testenv.StartFortioServer(t)
+	p := startBinary(t, nil, "--app", f.Addr)
+	for _, args := range [][]string{
+		{"-sS", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "http://" + p.inbound + "/echo"},
+		{"-sS", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "--http2-prior-knowledge", "http://" + p.inbound + "/echo"},
+		{"-sS", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "-H", "Transfer-Encoding: chunked", "--data-binary", "@/etc/os-release", "http://" + p.inbound + "/echo"},
+	} {
+		out, err := exec.Command(curl, args...).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "200 ") {
+			t.Errorf("curl %v: %v %s", args, err, out)
+		}
+	}
+	out, err := exec.Command(h2load, "-n", "2000", "-c", "4", "-m", "10", "http://"+p.inbound+"/echo").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "2000 succeeded, 0 failed") {
+		t.Fatalf("h2load: %v\n%s", err, out)
+	}
+}
