@@ -73,7 +73,11 @@ multicall() {
   # no require lines: the workspace provides the three modules
   printf 'module sidecarkit.local/proxyimage\n\ngo %s\n' "$gov" >"$d/go.mod"
   printf 'go %s\n\nuse (\n\t%s\n\t%s\n\t%s\n\t%s\n)\n' "$gov" "$d" "$root/proxy" "$root/initnet" "$root/shared" >"$d/go.work"
-  (cd "$d" && GOWORK="$d/go.work" CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "$LDFLAGS" -o "$out" .) >&2
+  if ! (cd "$d" && GOWORK="$d/go.work" CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "$LDFLAGS" -o "$out" .) >"$d.log" 2>&1; then
+    echo; head -n 5 "$d.log" | sed 's/^/images.sh: multi-call build: /' >&2
+    rm -f "$d.log"; return 1
+  fi
+  rm -f "$d.log"
 }
 
 # progress label cmd... — runs cmd, printing a line every 30 s while it runs
@@ -122,7 +126,7 @@ build_one() {
       if multicall "$ctx/multicall" "$r/usr/local/bin/proxy"; then
         ln -s proxy "$r/usr/local/bin/initnet"
       else
-        echo " (multi-call build failed, see above: shipping two binaries)" >&2
+        printf 'images.sh: the multi-call build failed (above): shipping proxy and initnet as two binaries ...' >&2
         gobuild proxy ./cmd/proxy "$r/usr/local/bin/proxy"; gobuild initnet ./cmd/initnet "$r/usr/local/bin/initnet"
       fi ;;
     ambassador|adapter|configsync) gobuild "$n" "./cmd/$n" "$r/usr/local/bin/$n" ;;
