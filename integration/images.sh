@@ -118,7 +118,6 @@ build_one() {
   # a private staging dir: two builds at once (make test beside make demo)
   # never share one
   ctx=$(mktemp -d "$cache/images/$n.XXXXXX")
-  trap 'rm -rf "$ctx"' RETURN
   stage_root "$ctx"
   local r=$ctx/rootfs
   case $n in
@@ -145,9 +144,9 @@ build_one() {
   cp "$here/docker/$n.Dockerfile" "$ctx/Dockerfile"
   if ! docker build --build-arg VERSION="$version" --build-arg COMMIT="$COMMIT" --build-arg CREATED="$CREATED" \
     -t "$prefix$n:latest" -t "$prefix$n:$version" "$ctx" >"$ctx.log" 2>&1; then
-    echo; echo "images.sh: docker build of $prefix$n failed:" >&2; cat "$ctx.log" >&2; rm -f "$ctx.log"; return 1
+    echo; echo "images.sh: docker build of $prefix$n failed:" >&2; cat "$ctx.log" >&2; rm -rf "$ctx.log" "$ctx"; return 1
   fi
-  rm -f "$ctx.log"
+  rm -rf "$ctx.log" "$ctx"
 }
 
 start=$(date +%s)
