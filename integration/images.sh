@@ -118,6 +118,7 @@ build_one() {
   # a private staging dir: two builds at once (make test beside make demo)
   # never share one
   ctx=$(mktemp -d "$cache/images/$n.XXXXXX")
+  cur_ctx=$ctx
   stage_root "$ctx"
   local r=$ctx/rootfs
   case $n in
@@ -149,6 +150,8 @@ build_one() {
   rm -rf "$ctx.log" "$ctx"
 }
 
+cur_ctx=""
+trap '[ -z "$cur_ctx" ] || rm -rf "$cur_ctx" "$cur_ctx.log" "$cur_ctx/multicall.log"' EXIT
 start=$(date +%s)
 built=()
 for n in "${want[@]}"; do
