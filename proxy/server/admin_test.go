@@ -189,3 +189,26 @@ clusters:
 	}
 	t.Logf("%d requests, 0 failed, across 3 reloads and 1 rejected", ok.Load())
 }
+
+// TestAccessLogSampling: with --access-log-sample 0 only requests with a
+// response flag are logged; --access-log=false logs none.
+func TestAccessLogSampling(t *testing.T) {
+	up, _ := startEcho(t, "up")
+	p := startProxy(t, "", "--upstream", "http://"+up, "--access-log-sample", "0")
+	for i := 0; i < 20; i++ {
+		body(t, "GET", p.url("outbound")+"/ok")
+	}
+	dead := deadAddr(t)
+	q := startProxy(t, "", "--app", dead, "--upstream", "http://"+up, "--access-log-sample", "0")
+	body(t, "GET", q.url("inbound")+"/fails")
+	waitFor(t, func() bool { return len(q.log.Lines("access")) == 1 })
+	if n := len(p.log.Lines("access")); n != 0 {
+		t.Errorf("%d flag-less requests logged at sample 0", n)
+	}
+	r := startProxy(t, "", "--upstream", "http://"+up, "--access-log=false")
+	body(t, "GET", r.url("outbound")+"/ok")
+	time.Sleep(100 * time.Millisecond)
+	if n := len(r.log.Lines("access")); n != 0 {
+		t.Errorf("%d lines logged with the access log off", n)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +128,54 @@ func TestConnectHTTP2(t *testing.T) {
 	resp.Body.Close()
 }
 
-var _ = os.Getenv
+// TestDrainKeepsWebSocketsUntilDone: after accepting stops, an open
+// WebSocket keeps working until it ends, and then the proxy finishes.
+func TestDrainKeepsWebSocketsUntilDone(t *testing.T) {
+	ws := httptest.NewServer(websocket.Handler(func(c *websocket.Conn) {
+		for {
+			var msg string
+			if err := websocket.Message.Receive(c, &msg); err != nil {
+				return
+			}
+			websocket.Message.Send(c, "echo:"+msg)
+		}
+	}))
+	defer ws.Close()
+	p := startProxy(t, "", "--app", strings.TrimPrefix(ws.URL, "http://"))
+	cfg, _ := websocket.NewConfig("ws://"+p.addrs["inbound"].String()+"/ws", "http://localhost/")
+	c, err := websocket.DialConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.rt.Stop() // drain: stop accepting
+	waitFor(t, func() bool {
+		conn, err := net.DialTimeout("tcp", p.addrs["inbound"].String(), time.Second)
+		if err != nil {
+			return true
+		}
+		conn.Close()
+		return false
+	})
+	for i := 0; i < 3; i++ {
+		websocket.Message.Send(c, "during-drain")
+		var got string
+		if err := websocket.Message.Receive(c, &got); err != nil || got != "echo:during-drain" {
+			t.Fatalf("websocket during drain: %q %v", got, err)
+		}
+	}
+	select {
+	case <-p.done:
+		t.Fatal("the proxy finished while a WebSocket was open")
+	case <-time.After(200 * time.Millisecond):
+	}
+	c.Close()
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.done <- nil // for the cleanup
+	case <-time.After(20 * time.Second):
+		t.Fatal("the proxy did not finish after the WebSocket closed")
+	}
+}
