@@ -789,4 +789,17 @@ tls { defaults { ca_file = %q, cert_file = %q, key_file = %q, verify_incoming = 
 	if b, _ := os.ReadFile(dir + "/tree/conf"); string(b) != "secure" {
 		t.Fatalf("tree/conf = %q", b)
 	}
+	// A CA that did not sign Consul's certificate is the configuration's
+	// fault: --once exits 2 at once instead of retrying.
+	other := t.TempDir()
+	cmd := exec.Command(bin, "tls", "ca", "create")
+	cmd.Dir = other
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("consul tls ca create: %v\n%s", err, out)
+	}
+	code, out = runOnce(t, []string{"CONSUL_HTTP_ADDR=https://" + addr, "CONSUL_CACERT=" + filepath.Join(other, "consul-agent-ca.pem")},
+		"--file", "tls/conf="+dir+"/wrong-ca")
+	if code != app.ExitConfig || !strings.Contains(out, "certificate") {
+		t.Fatalf("wrong CA: exit %d, want 2:\n%s", code, out)
+	}
 }

@@ -2,6 +2,8 @@ package watch
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -150,5 +152,11 @@ func Permanent(err error) bool {
 	if errors.As(err, &se) {
 		return se.Code == http.StatusForbidden || se.Code == http.StatusUnauthorized || se.Code == http.StatusBadRequest
 	}
-	return false
+	// Consul's certificate does not verify against the configured CA (or
+	// name): retrying will not help.
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci)
 }
