@@ -803,3 +803,17 @@ tls { defaults { ca_file = %q, cert_file = %q, key_file = %q, verify_incoming = 
 		t.Fatalf("wrong CA: exit %d, want 2:\n%s", code, out)
 	}
 }
+
+func TestPollingMode(t *testing.T) {
+	c := testenv.StartConsul(t)
+	kv := kvClient(t, c)
+	put(t, kv, "poll/conf", "1")
+	dir := t.TempDir()
+	h := start(t, c, "--blocking=false", "--sync-interval", "200ms", "--consistency", "stale", "--file", "poll/conf="+dir+"/conf")
+	eventually(t, "first sync", fileIs(dir+"/conf", "1"))
+	put(t, kv, "poll/conf", "2")
+	eventually(t, "polled change", fileIs(dir+"/conf", "2"))
+	if h.metric("sidecarkit_configsync_errors_total", "stage", "consul") != 0 {
+		t.Fatal("consul errors while polling")
+	}
+}
