@@ -52,7 +52,9 @@ func (s *stack) dc(ctx context.Context, args ...string) (string, error) {
 
 func (s *stack) mustDC(args ...string) string {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// Bounds a hung docker-compose; `up` on a loaded machine may wait for
+	// the helpers' health checks (start_period 60 s) before it returns.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	out, err := s.dc(ctx, args...)
 	if err != nil {
