@@ -96,18 +96,24 @@ up() {
 TRY
 }
 
-# pick_ports keeps the default host ports unless one is taken (or already set
-# by the user); a taken one becomes "" = a free port docker picks.
+# pick_ports keeps the default host ports unless one is taken (or set by the
+# user); a taken one becomes "" = a free port docker picks. The choice is kept
+# while the stack runs, so a second `make demo` changes nothing.
 pick_ports() {
-  local spec var def
+  local spec var def saved=${SIDECARKIT_CACHE:-$HOME/.cache/sidecarkit}/$project.ports
+  if [ -n "$("${dc[@]}" ps -q 2>/dev/null)" ] && [ -f "$saved" ]; then
+    # shellcheck disable=SC1090
+    . "$saved"
+    return
+  fi
+  mkdir -p "$(dirname "$saved")"; : >"$saved"
   for spec in SK_APP_PORT:18080 SK_PROXY_ADMIN_PORT:15000 SK_PROXY_PROM_PORT:15090 SK_VAULT_PORT:18200 SK_CONSUL_PORT:18500 SK_VLOGS_PORT:19428; do
     var=${spec%%:*} def=${spec#*:}
-    [ -n "${!var+set}" ] && continue
-    # our own running stack holds its ports: keep them
-    if [ -z "$("${dc[@]}" ps -q 2>/dev/null)" ] && (exec 3<>"/dev/tcp/127.0.0.1/$def") 2>/dev/null; then
+    if [ -z "${!var+set}" ] && (exec 3<>"/dev/tcp/127.0.0.1/$def") 2>/dev/null; then
       echo "demo: 127.0.0.1:$def is taken; $var gets a free port instead (shown below)"
       export "$var="
     fi
+    if [ -n "${!var+set}" ]; then echo "export $var='${!var}'" >>"$saved"; fi
   done
 }
 
@@ -118,7 +124,9 @@ hostport() { # service port → 127.0.0.1:port on the host
 down() {
   need
   say "removing the demo (project $project): containers, network, volumes"
+  pick_ports >/dev/null
   "${dc[@]}" --profile tools down --volumes --remove-orphans --timeout 40
+  rm -f "${SIDECARKIT_CACHE:-$HOME/.cache/sidecarkit}/$project.ports"
   local left; left=$(docker ps -aq --filter "label=com.docker.compose.project=$project"; docker volume ls -q --filter "label=com.docker.compose.project=$project"; docker network ls -q --filter "label=com.docker.compose.project=$project")
   if [ -n "$left" ]; then echo "demo: left behind: $left" >&2; exit 1; fi
   say "nothing left behind"
