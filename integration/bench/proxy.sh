@@ -173,8 +173,8 @@ for n in names:
     r = rows[n]
     L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %d |" % (
         n, f(r["p50"]), f(r["p90"]), f(r["p99"]),
-        "–" if n == "direct" else "+" + f(r["add_p50"]), "–" if n == "direct" else "+" + f(r["add_p90"]),
-        "–" if n == "direct" else "+" + f(r["add_p99"]), f(r["cpu"], "%.1f"), f(r["cpu_per_krps"], "%.1f"),
+        "–" if n == "direct" else f(r["add_p50"], "%+.3f"), "–" if n == "direct" else f(r["add_p90"], "%+.3f"),
+        "–" if n == "direct" else f(r["add_p99"], "%+.3f"), f(r["cpu"], "%.1f"), f(r["cpu_per_krps"], "%.1f"),
         f(rssmib.get(n), "%.1f"), r["maxrps"], r["errs"]))
 L.append("")
 L.append("Ratios to haproxy (target: added p50 and p99 ≤ 1.0×, CPU per 1000 rps ≤ 1.5×; peak RSS target ≤ 20 MiB):\n")

@@ -144,6 +144,12 @@ func joinFlag(a, b string) string {
 
 type exKey struct{}
 
+// Shared header values: len == cap, so an append elsewhere copies them.
+var (
+	xfpHTTP  = []string{"http"}
+	xfpHTTPS = []string{"https"}
+)
+
 func (h *Handler) init() {
 	h.once.Do(func() {
 		l := h.Listener.Name
@@ -273,23 +279,14 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 // of a getrandom(2) call per request; google/uuid sets the version bits and
 // formats it.
 func newRequestID() string {
-	id, err := uuid.NewRandomFromReader(chachaReader{})
-	if err != nil {
-		return uuid.NewString()
+	var id uuid.UUID
+	a, b := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 8; i++ {
+		id[i], id[8+i] = byte(a>>(8*i)), byte(b>>(8*i))
 	}
+	id[6] = id[6]&0x0f | 0x40 // version 4
+	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
 	return id.String()
-}
-
-type chachaReader struct{}
-
-func (chachaReader) Read(p []byte) (int, error) {
-	for i := 0; i < len(p); i += 8 {
-		u := rand.Uint64()
-		for j := 0; j < 8 && i+j < len(p); j++ {
-			p[i+j] = byte(u >> (8 * j))
-		}
-	}
-	return len(p), nil
 }
 
 // Forward is the last handler of a route's middleware chain: it sends the
@@ -410,8 +407,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		}
 	}
 	if x.conn != nil && h.inbound {
-		if ra, ok := x.conn.RemoteAddr().(*net.TCPAddr); ok {
-			appendXFF(r.Header, ra.IP.String())
+		if ip := x.conn.ClientIP(); ip != "" {
+			appendXFF(r.Header, ip)
 		}
 		// The client certificate header is the proxy's to set (SANITIZE_SET).
 		delete(r.Header, "X-Forwarded-Client-Cert")
@@ -426,9 +423,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	if _, ok := r.Header["X-Forwarded-Proto"]; !ok || h.inbound {
 		// Inbound: the scheme of this hop (https when mTLS was terminated).
 		if x.conn != nil && x.conn.TLS {
-			r.Header["X-Forwarded-Proto"] = []string{"https"}
+			r.Header["X-Forwarded-Proto"] = xfpHTTPS
 		} else {
-			r.Header["X-Forwarded-Proto"] = []string{"http"}
+			r.Header["X-Forwarded-Proto"] = xfpHTTP
 		}
 	}
 	appendVia(r.Header, r.ProtoMajor, r.ProtoMinor, h.ProxyName)
@@ -437,7 +434,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		x.route.ApplyRequestHeaders(r.Header)
 	}
 
-	out := r.WithContext(ctx)
+	out := r
+	if ctx != r.Context() {
+		out = r.WithContext(ctx)
+	}
 	out.RequestURI = ""
 	out.URL.Scheme = "http"
 	if x.addr != "" {

@@ -64,9 +64,15 @@ func appendVia(h http.Header, major, minor int, name string) {
 	}
 	if prior := h["Via"]; len(prior) > 0 {
 		v = strings.Join(prior, ", ") + ", " + v
+	} else if name == "sidecarkit" && major == 1 && minor == 1 {
+		h["Via"] = via11 // the common case, without allocating
+		return
 	}
 	h["Via"] = []string{v}
 }
+
+// via11 is shared: len == cap, so an append elsewhere copies it.
+var via11 = []string{"1.1 sidecarkit"}
 
 // appendXFF appends ip to X-Forwarded-For.
 func appendXFF(h http.Header, ip string) {

@@ -36,6 +36,18 @@ type Conn struct {
 	Accepted   time.Time
 	onClose    func()
 	closeOnce  sync.Once
+	ipOnce     sync.Once
+	ip         string
+}
+
+// ClientIP returns the remote IP as a string, computed once per connection.
+func (c *Conn) ClientIP() string {
+	c.ipOnce.Do(func() {
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			c.ip = a.IP.String()
+		}
+	})
+	return c.ip
 }
 
 // Read reads the sniffed prefix, then the socket.
