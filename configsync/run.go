@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sidecarkit/sidecarkit/configsync/brain"
 	"github.com/sidecarkit/sidecarkit/configsync/syncer"
@@ -80,7 +79,7 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 	defer cancel()
 	syncer.RegisterStatus(rt.Registry, MetricsPrefix, mgr)
 
-	notifier := notify.New(c.Notify.Target(), c.Notify, rt.Log, zeroResults{rt.Registry}, MetricsPrefix)
+	notifier := notify.New(c.Notify.Target(), c.Notify, rt.Log, rt.Registry, MetricsPrefix)
 	nctx, ncancel := context.WithCancel(ctx)
 	ndone := make(chan struct{})
 	go func() { defer close(ndone); notifier.Run(nctx) }()
@@ -159,21 +158,6 @@ func trimWhenIdle(ctx context.Context, rt *app.Runtime, synced <-chan struct{}, 
 			}
 		}
 	}
-}
-
-// zeroResults registers counters with a "result" label with their ok and
-// error series at 0, so that notifications_total exists before the first
-// notification (rate() and alerts need the series).
-type zeroResults struct{ prometheus.Registerer }
-
-func (z zeroResults) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if cv, ok := c.(*prometheus.CounterVec); ok {
-			cv.GetMetricWithLabelValues("ok")
-			cv.GetMetricWithLabelValues("error")
-		}
-	}
-	z.Registerer.MustRegister(cs...)
 }
 
 func environ() map[string]string {

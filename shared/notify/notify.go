@@ -324,6 +324,9 @@ func New(t Target, o Options, log *slog.Logger, reg prometheus.Registerer, prefi
 		}, []string{"result"}),
 		policy: backoff.Policy{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Jitter: 0.2},
 	}
+	// Both series exist from the start, so a dashboard shows 0, not nothing.
+	n.sent.WithLabelValues("ok")
+	n.sent.WithLabelValues("error")
 	if reg != nil {
 		reg.MustRegister(n.sent)
 	}
