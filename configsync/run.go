@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/sidecarkit/sidecarkit/configsync/brain"
 	"github.com/sidecarkit/sidecarkit/configsync/syncer"
 	"github.com/sidecarkit/sidecarkit/configsync/trim"
