@@ -1,6 +1,7 @@
 package ambassador_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -100,6 +101,32 @@ secrets:
 		t.Fatalf("secret-id file still there: %v", err)
 	}
 
+	// A reader polling the JSON file through the rotation never sees a
+	// partial, empty or unparsable file.
+	stopReader := make(chan struct{})
+	readerDone := make(chan string, 1)
+	go func() {
+		reads := 0
+		for {
+			select {
+			case <-stopReader:
+				if reads == 0 {
+					readerDone <- "reader never read"
+				} else {
+					readerDone <- ""
+				}
+				return
+			default:
+			}
+			b, err := os.ReadFile(out + "/app.json")
+			var doc map[string]string
+			if err != nil || json.Unmarshal(b, &doc) != nil || (doc["password"] != pw1 && doc["password"] != pw2) {
+				readerDone <- fmt.Sprintf("bad read after %d good ones: %d bytes, %v", reads, len(b), err)
+				return
+			}
+			reads++
+		}
+	}()
 	cli(t, v, "kv", "put", "secret/app", "password="+pw2, "user=app")
 	eventually(t, 30*time.Second, "password file rotated", func() error {
 		if got := readFile(t, out+"/password"); got != pw2 {
@@ -114,6 +141,16 @@ secrets:
 		}
 		return nil
 	})
+	eventually(t, 10*time.Second, "json rotated", func() error {
+		if !strings.Contains(readFile(t, out+"/app.json"), pw2) {
+			return fmt.Errorf("app.json still old")
+		}
+		return nil
+	})
+	close(stopReader)
+	if msg := <-readerDone; msg != "" {
+		t.Fatal(msg)
+	}
 	eventually(t, 30*time.Second, "app got SIGHUP", func() error {
 		b, _ := os.ReadFile(hups)
 		if n := strings.Count(string(b), "hup"); n < 1 {
