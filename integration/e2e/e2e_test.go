@@ -130,9 +130,12 @@ func requireTools(t *testing.T) {
 	if _, err := exec.LookPath("docker-compose"); err != nil {
 		testenv.Unavailable(t, "docker-compose (v1.29+) not installed: apt-get install -y docker-compose")
 	}
-	// The server images are built from the `make testenv` binaries.
+	// The server images are built from the `make testenv` binaries when
+	// missing.
 	for _, b := range []string{"vault", "consul", "victorialogs"} {
-		testenv.Binary(t, b)
+		if exec.Command("docker", "image", "inspect", "sidecarkit/server-"+b+":latest").Run() != nil {
+			testenv.Binary(t, b)
+		}
 	}
 }
 
