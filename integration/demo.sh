@@ -3,6 +3,7 @@
 #   demo.sh up      build what is missing, start the stack, print what to try
 #   demo.sh down    remove everything: containers, network, volumes
 #   demo.sh status  docker-compose ps of the stack
+#   demo.sh tour    runs the "things to try" against the running stack, showing each result
 # Env: SK_PROJECT (default sidecarkit-demo), SK_REBUILD=1 rebuilds our images
 # even when present, SK_APP_PORT/SK_PROXY_ADMIN_PORT/SK_PROXY_PROM_PORT/
 # SK_VAULT_PORT/SK_CONSUL_PORT/SK_VLOGS_PORT (host ports on 127.0.0.1).
@@ -91,6 +92,9 @@ up() {
   # 6. Drain: the app turns not-ready, finishes in-flight work, then the helpers stop
   $DC stop
 
+  # Or let the demo run steps 1-5 and show the results:
+  integration/demo.sh tour
+
   # Remove everything
   make demo-down
 TRY
@@ -132,9 +136,45 @@ down() {
   say "nothing left behind"
 }
 
+# tour runs the printed steps against the running stack and shows what each
+# one did — a guided look, and a smoke test of the instructions.
+tour() {
+  need
+  [ -n "$("${dc[@]}" ps -q app 2>/dev/null)" ] || { echo "demo: not running; make demo first" >&2; exit 1; }
+  local app prom vlogs tag pw
+  app=$(hostport pod 8080) prom=$(hostport pod 15090) vlogs=$(hostport victorialogs 9428)
+  tag=tour$RANDOM pw=tour-password-$RANDOM
+  step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+  step "curl -s http://$app/"; curl -s "http://$app/"
+  step "$DC logs --tail=1 proxy"; "${dc[@]}" logs --no-color --tail=1 proxy
+  step "curl -s http://$prom/stats/prometheus | grep requests_total | grep -v ' 0$'"
+  curl -s "http://$prom/stats/prometheus" | grep '^sidecarkit_proxy_requests_total' | grep -v ' 0$' || true
+  step "curl -s http://$app/upstream   (upstream's view: the proxy added Via, traceparent)"
+  curl -s "http://$app/upstream" | grep -E '"(Via|Traceparent|X-Request-Id)"' -A1 | grep -v -- -- || true
+  step "$DC exec -T vault vault kv put secret/demoapp username=demoapp password=$pw"
+  "${dc[@]}" exec -T vault vault kv put secret/demoapp username=demoapp password="$pw" | grep -E '^version' || true
+  local want; want=$(printf %s "$pw" | sha256sum | cut -c1-16)
+  for _ in $(seq 1 30); do curl -s "http://$app/state" | grep -q "$want" && break; sleep 0.5; done
+  step "curl -s http://$app/state   (want password_sha256 $want)"; curl -s "http://$app/state" | grep -E 'password_sha256|reloads'
+  step "curl -s http://$app/vault   (read through the ambassador's 127.0.0.1:8200 proxy, no token)"; curl -s "http://$app/vault"
+  step "$DC exec -T consul consul kv put config/demoapp/greeting bonjour-$tag"
+  "${dc[@]}" exec -T consul consul kv put config/demoapp/greeting "bonjour-$tag"
+  for _ in $(seq 1 30); do curl -s "http://$app/" | grep -q "bonjour-$tag" && break; sleep 0.5; done
+  step "curl -s http://$app/"; curl -s "http://$app/"
+  step "curl -s 'http://$app/log?n=1000&tag=$tag'"; curl -s "http://$app/log?n=1000&tag=$tag"
+  local n=0
+  for _ in $(seq 1 60); do
+    n=$(curl -s "http://$vlogs/select/logsql/query" --data-urlencode "query=tag:$tag event:synthetic | stats count() n" | sed 's/.*"n":"\([0-9]*\)".*/\1/')
+    [ "$n" = 1000 ] && break; sleep 0.5
+  done
+  step "VictoriaLogs: tag:$tag event:synthetic | stats count()  ->  $n of 1000"
+  curl -s "http://$vlogs/select/logsql/query" --data-urlencode "query=tag:$tag event:synthetic | limit 1"
+}
+
 case ${1:-up} in
   up) up ;;
   down) down ;;
   status) need; "${dc[@]}" ps ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  tour) tour ;;
+  *) echo "usage: $0 up|down|status|tour" >&2; exit 2 ;;
 esac
