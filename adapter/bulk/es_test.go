@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -355,4 +356,36 @@ func TestParseResponseItemCountMismatch(t *testing.T) {
 	if _, _, err := ParseResponse([]byte(`<html>`), 1); err == nil {
 		t.Fatal("want an error for a non-JSON answer")
 	}
+}
+
+func TestFakeElasticsearchOverTLSWithCAFile(t *testing.T) {
+	fake := &fakeElasticsearch{docs: map[string]string{}, throttled: map[string]int{}}
+	fake.Server = httptest.NewTLSServer(http.HandlerFunc(fake.serve))
+	t.Cleanup(fake.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	var pemBuf bytes.Buffer
+	pemEncode(&pemBuf, fake.Certificate().Raw)
+	os.WriteFile(ca, pemBuf.Bytes(), 0o600)
+
+	// without the CA the server is not trusted: the batch is retried, not stored
+	es, _ := newSink(t, Config{URLs: []string{fake.URL}}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := es.Write(ctx, makeBatch("index", "x", `{"message":"a"}`)); err == nil {
+		t.Fatal("an untrusted server was accepted")
+	}
+	es2, _ := newSink(t, Config{URLs: []string{fake.URL}, CAFile: ca}, nil)
+	if err := es2.Write(context.Background(), makeBatch("index", "x", `{"message":"a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if fake.count() != 1 {
+		t.Fatal("not stored over TLS")
+	}
+	if _, err := NewES(Config{URLs: []string{fake.URL}, CAFile: filepath.Join(t.TempDir(), "missing.pem")}, slog.New(slog.DiscardHandler), Metrics{}); err == nil {
+		t.Error("a missing CA file was accepted")
+	}
+}
+
+func pemEncode(w io.Writer, der []byte) {
+	pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

@@ -118,3 +118,18 @@ func TestIndexName(t *testing.T) {
 		}
 	}
 }
+
+func TestParserChosenPerPath(t *testing.T) {
+	p := New(Config{Rules: []Rule{
+		{Glob: "/var/log/nginx/*.log", Parser: parse.Combined{}},
+		{Glob: "*.json", Parser: parse.JSON{}},
+		{Parser: parse.Legacy{}},
+	}}, &gateSink{}, nil, NewMetrics(prometheus.NewRegistry(), "r_"), logging.Discard())
+	for path, want := range map[string]parse.Parser{
+		"/var/log/nginx/access.log": parse.Combined{}, "/srv/app/events.json": parse.JSON{}, "/var/log/app.log": parse.Legacy{},
+	} {
+		if got := p.rule(path).Parser; got != want {
+			t.Errorf("%s → %T, want %T", path, got, want)
+		}
+	}
+}
