@@ -178,3 +178,31 @@ func TestRevokedTokenReLogin(t *testing.T) {
 		return nil
 	})
 }
+
+// Token auth from a file, with a token that cannot be renewed: when it runs
+// out the file is read again, and a token written there meanwhile (by
+// whatever rotates it) takes over without a restart.
+func TestTokenFileReReadWhenTokenRunsOut(t *testing.T) {
+	v := testenv.StartVault(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "app.hcl"), appPolicy)
+	cli(t, v, "policy", "write", "app", filepath.Join(dir, "app.hcl"))
+	cli(t, v, "kv", "put", "secret/app", "a=b")
+	first := secret("short token", cli(t, v, "token", "create", "-policy=app", "-ttl=6s", "-renewable=false", "-field=token"))
+	tokenFile := writeFile(t, filepath.Join(dir, "token"), first)
+	out := t.TempDir()
+	a := startAmb(t, []string{"--token-file", tokenFile, "--token-sink", out + "/sink", "--secret", out + "/a=secret/app#a"}, "VAULT_ADDR="+v.Addr)
+	a.ready(60 * time.Second)
+	second := secret("next token", cli(t, v, "token", "create", "-policy=app", "-ttl=1h", "-field=token"))
+	writeFile(t, tokenFile, second)
+	eventually(t, 60*time.Second, "the rotated token file is used", func() error {
+		if got := readFile(t, out+"/sink"); got != second {
+			return fmt.Errorf("sink still holds the first token")
+		}
+		return nil
+	})
+	code, _ := httpDo(t, "GET", "http://"+a.proxy+"/v1/secret/data/app", nil)
+	if code != 200 {
+		t.Fatalf("proxy with the new token: %d", code)
+	}
+}

@@ -88,11 +88,26 @@ func (m *Manager) Denied() {
 // Run logs in and keeps the token alive until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
 	m.init()
+	// A token from the operator (token method) cannot be replaced by a
+	// login: when it runs out, the file is re-read, and while it still holds
+	// the same token the checks back off instead of spinning.
+	stale := backoff.Backoff{Policy: m.Backoff}
+	prev := ""
 	for {
 		secret, err := m.login(ctx)
 		if err != nil {
 			return err
 		}
+		if tok := secret.Auth.ClientToken; tok == prev {
+			d := stale.Next()
+			m.Log.Warn("the token source still holds the token that ran out; checking again later", "method", m.Method.String(), "retry_in", d.Round(time.Millisecond).String())
+			if err := sleep(ctx, d); err != nil {
+				return err
+			}
+			continue
+		}
+		stale.Reset()
+		prev = secret.Auth.ClientToken
 		m.install(secret)
 		if err := m.watch(ctx, secret); err != nil {
 			return err
