@@ -51,6 +51,9 @@ func (c *Config) method() auth.Method {
 // Run is the ambassador: log in, render the secrets and keep them fresh,
 // serve the API proxy, until told to stop.
 func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
+	// First of all: not ready until every file is rendered. (The admin
+	// server already answers; until a check exists it would say ready.)
+	rendered := rt.Health.NewFlag("secrets-rendered")
 	log := rt.Log
 	for _, o := range c.Outputs {
 		if err := o.File.Check(); err != nil {
@@ -69,6 +72,7 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", app.ErrConfig, err)
 	}
+	defer client.CloneConfig().HttpClient.CloseIdleConnections() // leave nothing behind
 	retry := backoff.Policy{Initial: 500 * time.Millisecond, Max: 10 * time.Second, Jitter: 0.3}
 	mgr := &auth.Manager{
 		Client: client, Method: c.method(), Log: log, Backoff: retry, FailFast: c.ExitAfterRender,
@@ -78,7 +82,6 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 	mgr.Register(rt.Registry)
 	store := secrets.NewStore(&secrets.Vault{Client: client}, lease.Policy{Refresh: c.StaticRefresh}, retry, log, rt.Registry)
 	notifier := notify.New(c.Notify.Target(), c.Notify, log, rt.Registry, "sidecarkit_ambassador_")
-	rendered := rt.Health.NewFlag("secrets-rendered")
 	runner := &secrets.Runner{
 		Outputs: c.Outputs, Store: store, Notify: notifier, Log: log,
 		Rendered: func() { rendered.Set(nil) },
@@ -102,6 +105,9 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 			ht = ht.Clone() // same TLS settings, but its own pool sized for an app's traffic
 			ht.MaxIdleConnsPerHost = 64
 			tr = ht
+		}
+		if ct, ok := tr.(interface{ CloseIdleConnections() }); ok {
+			defer ct.CloseIdleConnections()
 		}
 		px := &apiproxy.Proxy{
 			Upstream: up, Transport: tr, Token: mgr.Token,
