@@ -338,7 +338,7 @@ func checkPod(t testing.TB, where string, spec *corev1.PodSpec, objs []object) {
 			signals = true
 		}
 		if c.Name == "app" {
-			checkApp(t, cw, c, volumes)
+			checkApp(t, cw, c, volumes, capturedInbound(spec))
 		}
 	}
 	if signals && (spec.ShareProcessNamespace == nil || !*spec.ShareProcessNamespace) {
@@ -428,12 +428,50 @@ func checkSecurity(t testing.TB, where string, pod *corev1.PodSecurityContext, c
 	}
 }
 
-func checkApp(t testing.TB, where string, c corev1.Container, volumes map[string]corev1.Volume) {
+// capturedInbound returns whether initnet in this pod captures an inbound
+// port, from its --istio-inbound-ports (default "*") and
+// --istio-local-exclude-ports flags; without initnet nothing is captured.
+func capturedInbound(spec *corev1.PodSpec) func(port int) bool {
+	for _, c := range spec.InitContainers {
+		if c.Name != "initnet" {
+			continue
+		}
+		include, exclude := []string{"*"}, map[string]bool{}
+		for _, a := range c.Args {
+			k, v, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			switch k {
+			case "istio-inbound-ports", "b":
+				include = strings.Split(v, ",")
+			case "istio-local-exclude-ports", "d":
+				for _, p := range strings.Split(v, ",") {
+					exclude[p] = true
+				}
+			}
+		}
+		return func(port int) bool {
+			p := fmt.Sprint(port)
+			if exclude[p] {
+				return false
+			}
+			for _, i := range include {
+				if i == "*" || i == p {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return func(int) bool { return false }
+}
+
+func checkApp(t testing.TB, where string, c corev1.Container, volumes map[string]corev1.Volume, captured func(int) bool) {
 	t.Helper()
 	own := map[string]bool{}
+	byName := map[string]int{}
 	for _, p := range c.Ports {
 		own[p.Name] = true
 		own[fmt.Sprint(p.ContainerPort)] = true
+		byName[p.Name] = int(p.ContainerPort)
 	}
 	probes := 0
 	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe, "startup": c.StartupProbe} {
@@ -453,9 +491,15 @@ func checkApp(t testing.TB, where string, c corev1.Container, volumes map[string
 		if !own[port] {
 			t.Errorf("%s: %s probe on port %s, not one of the app's own ports", where, name, port)
 		}
-		var n int
-		if _, err := fmt.Sscan(port, &n); err == nil && proxyPorts[n] {
+		n, named := byName[port]
+		if !named {
+			fmt.Sscan(port, &n)
+		}
+		if proxyPorts[n] {
 			t.Errorf("%s: %s probe goes through the proxy (port %d)", where, name, n)
+		}
+		if captured(n) {
+			t.Errorf("%s: %s probe on port %d, which initnet captures: kubelet would go through the proxy", where, name, n)
 		}
 	}
 	if probes == 0 || c.ReadinessProbe == nil {
@@ -482,6 +526,10 @@ kind: Pod
 metadata: {name: bad}
 spec:
   initContainers:
+    - name: initnet
+      image: sidecarkit/proxy:latest
+      command: [/usr/local/bin/initnet]
+      args: [--istio-inbound-ports=8080]
     - name: ambassador
       image: sidecarkit/ambassador:latest
       args: [--notify-process=demoapp]
@@ -495,6 +543,7 @@ spec:
       image: sidecarkit/demoapp:latest
       ports: [{name: http, containerPort: 8080}]
       readinessProbe: {httpGet: {path: /readyz, port: 15006}}
+      livenessProbe: {httpGet: {path: /livez, port: http}}
       resources: {limits: {cpu: 1, memory: 1Gi}}
       securityContext: {readOnlyRootFilesystem: false}
       volumeMounts: [{name: s, mountPath: /vault/secrets}]
@@ -508,6 +557,7 @@ spec:
 	rec := &recorder{TB: t}
 	checkPod(rec, "bad", &objs[0].obj.(*corev1.Pod).Spec, objs)
 	want := []string{
+		"which initnet captures",
 		"needs cpu request and limit", "adds capabilities", "readOnlyRootFilesystem must be true",
 		"runAsNonRoot must be true", "not one of the app's own ports", "goes through the proxy",
 		"must be emptyDir {medium: Memory}", "must be mounted read-only", "shareProcessNamespace is not true",

@@ -17,6 +17,7 @@ import (
 
 type serveConfig struct {
 	listen       string
+	healthListen string
 	logFile      string
 	secretFile   string
 	configDir    string
@@ -31,6 +32,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var c serveConfig
 	fs := newFlags("serve", stderr)
 	fs.StringVar(&c.listen, "listen", ":8080", "HTTP listen address")
+	fs.StringVar(&c.healthListen, "health-listen", "", "also serve /livez and /readyz on this address (a probe port initnet does not capture); empty: only on --listen")
 	fs.StringVar(&c.logFile, "log-file", "/var/log/app/app.log", "legacy-format log file (shared with the adapter)")
 	fs.StringVar(&c.secretFile, "secret-file", "/vault/secrets/db-password", "rendered DB password (raw, or JSON with a password key)")
 	fs.StringVar(&c.configDir, "config-dir", "/etc/demoapp", "settings directory (one file per key), written by configsync")
@@ -77,6 +79,16 @@ func (a *demo) serve(ctx context.Context, stdout io.Writer) error {
 	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if a.cfg.healthListen != "" {
+		hln, err := net.Listen("tcp", a.cfg.healthListen)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("listen %s: %w", a.cfg.healthListen, err)
+		}
+		hsrv := &http.Server{Handler: a.probes(), ReadHeaderTimeout: 5 * time.Second}
+		go hsrv.Serve(hln)
+		defer hsrv.Close()
+	}
 	fmt.Fprintf(stdout, "demoapp: serving on %s (log %s, secret %s, config %s, upstream %s)\n",
 		ln.Addr(), a.cfg.logFile, a.cfg.secretFile, a.cfg.configDir, a.cfg.upstream)
 
@@ -129,7 +141,8 @@ func (a *demo) reload(why string) {
 	a.log.Log("INFO", kv...)
 }
 
-func (a *demo) routes() http.Handler {
+// probes serves /livez and /readyz.
+func (a *demo) probes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -142,6 +155,11 @@ func (a *demo) routes() http.Handler {
 			io.WriteString(w, "ok\n")
 		}
 	})
+	return mux
+}
+
+func (a *demo) routes() http.Handler {
+	mux := a.probes()
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, a.st.Get())
 	})
