@@ -7,14 +7,14 @@
 #   worker_processes 1 / nbthread 1), upstream keep-alive on, access logs off.
 # Writes integration/bench/results/proxy.md and proxy.png (added latency over
 # direct, CPU % of a core, peak RSS, max rps, machine load, ratios to haproxy).
-# Env: DURATION (default 30s), WARMUP (5s), MAXDUR (10s), QPS (1000), CONNS (16).
+# Env: ROUNDS (3) x DURATION (10s) per target, WARMUP (5s), MAXDUR (10s), QPS (1000), CONNS (16).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=$here/results
 cache=${SIDECARKIT_CACHE:-$HOME/.cache/sidecarkit}
 fortio=$cache/bin/fortio
-DURATION=${DURATION:-30s} WARMUP=${WARMUP:-5s} MAXDUR=${MAXDUR:-10s} QPS=${QPS:-1000} CONNS=${CONNS:-16}
+ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10s} WARMUP=${WARMUP:-5s} MAXDUR=${MAXDUR:-10s} QPS=${QPS:-1000} CONNS=${CONNS:-16}
 work=$(mktemp -d /tmp/skbench-proxy.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -101,22 +101,31 @@ targets=(
 tck=$(getconf CLK_TCK)
 for t in "${targets[@]}"; do
   IFS='|' read -r name url pid <<<"$t"
-  echo "== $name: warm-up $WARMUP, then $QPS qps x $CONNS conns for $DURATION"
+  echo "== $name: warm-up $WARMUP"
   "$fortio" load -quiet -qps "$QPS" -c "$CONNS" -t "$WARMUP" "$url" >/dev/null 2>&1
-  c0=0; [ -n "$pid" ] && c0=$(cputicks "$pid")
-  s0=$(date +%s.%N)
-  prof_pid=
-  if [ "$name" = sidecarkit-inbound ]; then  # a CPU profile of the proxy during the fixed-rate run
-    (sleep 2; curl -fsS -o "$work/cpu.prof" "http://127.0.0.1:$ADM/debug/pprof/profile?seconds=10") &
-    prof_pid=$!
-  fi
-  "$fortio" load -quiet -qps "$QPS" -c "$CONNS" -t "$DURATION" -json "$work/$name.json" "$url" >"$work/$name.log" 2>&1 \
-    || { echo "fortio failed against $name:"; tail -5 "$work/$name.log"; tail -20 "$work/proxy.log"; exit 1; }
-  [ -n "$prof_pid" ] && { wait "$prof_pid" || true; }
-  s1=$(date +%s.%N)
-  c1=0; [ -n "$pid" ] && c1=$(cputicks "$pid")
-  echo "$name $c0 $c1 $s0 $s1 $tck" >"$work/$name.cpu"
+  : >"$work/$name.cpu"
 done
+# ROUNDS rounds of DURATION each, the targets' order rotating every round,
+# so a burst of load from other work on the machine hits them all alike.
+for round in $(seq "$ROUNDS"); do
+  for i in "${!targets[@]}"; do
+    t=${targets[$(( (i + round) % ${#targets[@]} ))]}
+    IFS='|' read -r name url pid <<<"$t"
+    echo "== round $round/$ROUNDS: $name at $QPS qps x $CONNS conns for $DURATION"
+    c0=0; [ -n "$pid" ] && c0=$(cputicks "$pid")
+    s0=$(date +%s.%N)
+    "$fortio" load -quiet -qps "$QPS" -c "$CONNS" -t "$DURATION" -json "$work/$name.$round.json" "$url" >"$work/$name.log" 2>&1 \
+      || { echo "fortio failed against $name:"; tail -5 "$work/$name.log"; tail -20 "$work/proxy.log"; exit 1; }
+    s1=$(date +%s.%N)
+    c1=0; [ -n "$pid" ] && c1=$(cputicks "$pid")
+    echo "$c0 $c1 $s0 $s1 $tck" >>"$work/$name.cpu"
+  done
+done
+echo "== a CPU profile of the proxy (separate, unmeasured $QPS qps inbound run)"
+curl -fsS -o "$work/cpu.prof" "http://127.0.0.1:$ADM/debug/pprof/profile?seconds=10" &
+prof_pid=$!
+"$fortio" load -quiet -qps "$QPS" -c "$CONNS" -t 12s "http://127.0.0.1:$IN/echo" >/dev/null 2>&1 || true
+wait "$prof_pid" || true
 for t in "${targets[@]}"; do
   IFS='|' read -r name url pid <<<"$t"
   echo "== $name: max throughput (-qps 0) for $MAXDUR"
@@ -133,22 +142,33 @@ if [ -s "$work/cpu.prof" ]; then
   go tool pprof -top -cum -nodecount=400 "$work/proxy" "$work/cpu.prof" 2>/dev/null \
     | awk '/Syscall6$|gcBgMarkWorker$|net\/http.\(\*conn\).serve$|persistConn\).writeLoop$|persistConn\).readLoop$|httpproxy.\(\*Handler\).ServeHTTP$|runtime.findRunnable$|runtime.mallocgc$/{print $4, $5, $6}' >"$work/pprof.cum" || true
 fi
-python3 - "$work" "$out" "$nproc_" "$load_start" "$load_end" "$QPS" "$CONNS" "$DURATION" "$MAXDUR" <<'PY'
+python3 - "$work" "$out" "$nproc_" "$load_start" "$load_end" "$QPS" "$CONNS" "$DURATION" "$MAXDUR" "$ROUNDS" <<'PY'
 import json, sys, os, struct, zlib, datetime, platform, subprocess
-work, out, ncpu, load0, load1, qps, conns, dur, maxdur = sys.argv[1:]
+work, out, ncpu, load0, load1, qps, conns, dur, maxdur, rounds = sys.argv[1:]
 names = ["direct", "sidecarkit-inbound", "sidecarkit-outbound", "nginx", "haproxy"]
 rss = dict(l.split() for l in open(os.path.join(work, "rss")))
 rows = {}
+def median(v):
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
 for n in names:
-    j = json.load(open(os.path.join(work, n + ".json")))
-    pct = {p["Percentile"]: p["Value"] * 1000 for p in j["DurationHistogram"]["Percentiles"]}
+    pcts, qpss, errs, count = {50: [], 90: [], 99: []}, [], 0, 0
+    for r in range(1, int(rounds) + 1):
+        j = json.load(open(os.path.join(work, "%s.%d.json" % (n, r))))
+        got = {p["Percentile"]: p["Value"] * 1000 for p in j["DurationHistogram"]["Percentiles"]}
+        for p in pcts:
+            pcts[p].append(got[p])
+        qpss.append(j["ActualQPS"])
+        errs += sum(v for k, v in j.get("RetCodes", {}).items() if k != "200")
+        count += j["DurationHistogram"]["Count"]
+    ticks = secs = 0.0
+    for line in open(os.path.join(work, n + ".cpu")):
+        c0, c1, s0, s1, tck = line.split()
+        ticks += (int(c1) - int(c0)) / int(tck)
+        secs += float(s1) - float(s0)
     mx = json.load(open(os.path.join(work, n + ".max.json")))
-    _, c0, c1, s0, s1, tck = open(os.path.join(work, n + ".cpu")).read().split()
-    secs = float(s1) - float(s0)
-    cpu = (int(c1) - int(c0)) / int(tck) / secs * 100 if n != "direct" else None
-    errs = sum(v for k, v in j.get("RetCodes", {}).items() if k != "200")
-    rows[n] = dict(p50=pct.get(50), p90=pct.get(90), p99=pct.get(99), qps=j["ActualQPS"], cpu=cpu,
-                   maxrps=mx["ActualQPS"], errs=errs, n=j["DurationHistogram"]["Count"])
+    rows[n] = dict(p50=median(pcts[50]), p90=median(pcts[90]), p99=median(pcts[99]), qps=sum(qpss) / len(qpss),
+                   cpu=ticks / secs * 100 if n != "direct" else None, maxrps=mx["ActualQPS"], errs=errs, n=count)
 d = rows["direct"]
 for n in names:
     r = rows[n]
@@ -163,10 +183,10 @@ def f(v, fmt="%.3f"):
 L = []
 L.append("# proxy benchmark — sidecarkit vs nginx vs haproxy\n")
 L.append("Generated by `make bench-proxy` (integration/bench/proxy.sh) on %s UTC. One run, side by side: fortio v1.68.2, "
-         "%s qps, %s connections, %s per target after a warm-up, then `-qps 0` for %s. Every proxy has one worker "
+         "%s qps, %s connections, %s rounds of %s per target (order rotated each round; percentiles are the median of the rounds, CPU is over all rounds) after a warm-up, then `-qps 0` for %s. Every proxy has one worker "
          "(GOMAXPROCS=1 / worker_processes 1 / nbthread 1), upstream keep-alive on, access logs off; the backend is "
          "fortio's echo server (`/echo`). Machine: %s CPUs, shared with other work — load average %s at the start, %s at the end "
-         "(the absolute numbers are noisy; compare the ratios).\n" % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), qps, conns, dur, maxdur, ncpu, load0, load1))
+         "(the absolute numbers are noisy; compare the ratios).\n" % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), qps, conns, rounds, dur, maxdur, ncpu, load0, load1))
 L.append("| target | p50 ms | p90 ms | p99 ms | added p50 | added p90 | added p99 | CPU % of a core | CPU % per 1000 rps | peak RSS MiB | max rps | non-200 |")
 L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for n in names:
@@ -192,7 +212,7 @@ L.append("Peak RSS is VmHWM after all runs (nginx: master + worker). sidecarkit-
          "breakers). Both live in one process, so their RSS is the same figure.\n")
 L.append("![chart](proxy.png)\n")
 if os.path.exists(os.path.join(work, "pprof.cum")):
-    L.append("## Where the proxy's CPU goes (pprof, 10 s of the %s qps inbound run)\n" % qps)
+    L.append("## Where the proxy's CPU goes (pprof, 10 s of an extra, unmeasured %s qps inbound run)\n" % qps)
     L.append("Cumulative share of the proxy's CPU samples:\n")
     L.append("| share | function |")
     L.append("|---|---|")

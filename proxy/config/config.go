@@ -523,16 +523,3 @@ func validToken(s string) bool {
 	}
 	return true
 }
-
-// ListenerByName returns the effective listener called name, or fallback.
-func (c *Config) ListenerByName(name string, fallback Listener) Listener {
-	if c == nil {
-		return fallback
-	}
-	for _, l := range c.Effective() {
-		if l.Name == name {
-			return l
-		}
-	}
-	return fallback
-}

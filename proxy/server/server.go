@@ -375,7 +375,10 @@ func (rl *runningListener) stream(c *listener.Conn) {
 	s := rl.s
 	start := time.Now()
 	snap := s.state.Load()
-	lc := snap.Config.ListenerByName(rl.cfg.Name, rl.cfg)
+	lc, ok := snap.Listeners[rl.cfg.Name]
+	if !ok {
+		lc = rl.cfg
+	}
 	var up net.Conn
 	var upHost, target, flag string
 	var err error
