@@ -277,3 +277,30 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestEndpointStateSurvivesDiscoveryUpdates(t *testing.T) {
+	a := []EndpointConfig{{Address: "10.0.0.1:80"}, {Address: "10.0.0.2:80", Labels: map[string]string{"v": "2"}}}
+	hs := buildHostSet(a, []SubsetConfig{{Name: "v2", Labels: map[string]string{"v": "2"}}}, nil)
+	e1 := hs.byAddr["10.0.0.1:80"]
+	e1.ejectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	e1.active.Store(7)
+	// Same endpoint in the next answer: same object, still ejected, still busy.
+	hs2 := buildHostSet(append(a, EndpointConfig{Address: "10.0.0.3:80"}), []SubsetConfig{{Name: "v2", Labels: map[string]string{"v": "2"}}}, hs)
+	if hs2.byAddr["10.0.0.1:80"] != e1 || e1.available(time.Now().UnixNano()) {
+		t.Fatal("endpoint state lost across a discovery update")
+	}
+	if len(hs2.subsets["v2"].eps) != 1 || len(hs2.all.eps) != 3 {
+		t.Fatalf("subsets rebuilt wrong: v2=%d all=%d", len(hs2.subsets["v2"].eps), len(hs2.all.eps))
+	}
+	// A weight change makes a new endpoint but keeps the ejection.
+	hs3 := buildHostSet([]EndpointConfig{{Address: "10.0.0.1:80", Weight: 5}}, nil, hs2)
+	if e := hs3.byAddr["10.0.0.1:80"]; e == e1 || e.weight != 5 || e.available(time.Now().UnixNano()) {
+		t.Fatal("re-weighted endpoint lost its ejection")
+	}
+	// Round robin never picks the ejected one while another is in service.
+	for range 10 {
+		if e := hs2.all.pick(RoundRobin, nil, time.Now().UnixNano()); e == e1 {
+			t.Fatal("picked an ejected endpoint")
+		}
+	}
+}
