@@ -104,6 +104,7 @@ func Bind(l *config.Loader, c *Config) {
 	l.String(&c.TLSServerName, "vault-tls-server-name", "", "SNI name for Vault's TLS")
 	l.Env("vault-tls-server-name", "VAULT_TLS_SERVER_NAME")
 	l.Bool(&c.TLSSkipVerify, "vault-skip-verify", false, "do not verify Vault's certificate (never in production)")
+	l.Env("vault-skip-verify", "VAULT_SKIP_VERIFY")
 	l.String(&c.Namespace, "vault-namespace", "", "Vault Enterprise namespace")
 	l.Env("vault-namespace", "VAULT_NAMESPACE")
 	l.Duration(&c.VaultTimeout, "vault-timeout", 30*time.Second, "timeout of one Vault request")
@@ -121,7 +122,7 @@ func Bind(l *config.Loader, c *Config) {
 	l.String(&c.TokenSink, "token-sink", "", "write the auto-auth token to this file (mode 0400) for apps that want it")
 	l.Duration(&c.TokenIncrement, "token-renew-increment", 0, "TTL asked for at each token renewal (0: the token's own)")
 
-	l.Section(&c.Secrets, "secrets", "list of files to render: name, path, params, version, destination, format (raw|json|env|template), key, env_prefix, template | template_file, missing_key (error|zero), mode, uid, gid")
+	l.Section(&c.Secrets, "secrets", "list of files to render: name, path, params, version, destination, format (raw|json|env|template), key, env_prefix, template | template_file, missing_key (error|zero), left_delimiter, right_delimiter, mode, uid, gid")
 	l.Strings(&c.SecretFlags, "secret", nil, "DEST=PATH[#KEY]: render PATH to DEST (one KEY raw; else by extension: .env env file, otherwise JSON); repeatable")
 	l.Duration(&c.StaticRefresh, "static-secret-refresh", 5*time.Minute, "re-read secrets without a lease (KV) this often; files change only when the data did")
 	l.String(&c.FileMode, "file-mode", "0400", "mode of rendered files (octal)")
