@@ -27,8 +27,10 @@ func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, x *exchange, r
 		h.localReply(w, x, http.StatusBadGateway, "cannot upgrade this connection")
 		return
 	}
+	h.trackTunnel() // before the hijack: a drain waiting on the server then waits on the tunnel
 	down, brw, err := hj.Hijack()
 	if err != nil {
+		h.untrackTunnel()
 		upConn.Close()
 		x.flag, x.status = "DC", 499
 		return
@@ -41,6 +43,7 @@ func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, x *exchange, r
 	hdr.Write(brw)
 	brw.WriteString("\r\n")
 	if err := brw.Flush(); err != nil {
+		h.untrackTunnel()
 		down.Close()
 		upConn.Close()
 		x.flag = "DC"
@@ -104,8 +107,10 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, x *exchange, s
 		h.localReply(w, x, http.StatusBadGateway, "cannot hijack")
 		return
 	}
+	h.trackTunnel()
 	down, brw, err := hj.Hijack()
 	if err != nil {
+		h.untrackTunnel()
 		up.Close()
 		x.flag, x.status = "DC", 499
 		return
@@ -113,6 +118,7 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, x *exchange, s
 	x.status = http.StatusOK
 	brw.WriteString("HTTP/1.1 200 Connection established\r\nX-Request-Id: " + x.rid + "\r\n\r\n")
 	if err := brw.Flush(); err != nil {
+		h.untrackTunnel()
 		down.Close()
 		up.Close()
 		x.flag = "DC"
@@ -131,10 +137,7 @@ func (h *Handler) pump(down net.Conn, buffered *bufio.Reader, up io.ReadWriteClo
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if h.Tunnels != nil {
-		h.Tunnels.Add(1)
-		defer h.Tunnels.Done()
-	}
+	defer h.untrackTunnel()
 	if n := buffered.Buffered(); n > 0 {
 		b, _ := buffered.Peek(n)
 		m, _ := up.Write(b)
@@ -163,4 +166,16 @@ func (h *Handler) pump(down net.Conn, buffered *bufio.Reader, up io.ReadWriteClo
 	up.Close()
 	down.Close()
 	return in, out
+}
+
+func (h *Handler) trackTunnel() {
+	if h.Tunnels != nil {
+		h.Tunnels.Add(1)
+	}
+}
+
+func (h *Handler) untrackTunnel() {
+	if h.Tunnels != nil {
+		h.Tunnels.Done()
+	}
 }

@@ -83,6 +83,10 @@ type Options struct {
 	// OnOpen/OnClose count connections (may be nil).
 	OnOpen  func()
 	OnClose func()
+	// Track, when set, counts each connection from its accept until its
+	// handle call returns (added before the goroutine starts, so a Wait
+	// after Accept returned sees every connection).
+	Track *sync.WaitGroup
 }
 
 // Accept runs the accept loop on ln until it is closed, sniffing each
@@ -115,7 +119,13 @@ func Accept(ln net.Listener, o Options, handle func(*Conn)) error {
 		if o.OnOpen != nil {
 			o.OnOpen()
 		}
+		if o.Track != nil {
+			o.Track.Add(1)
+		}
 		go func() {
+			if o.Track != nil {
+				defer o.Track.Done()
+			}
 			prepare(c, o)
 			handle(c)
 		}()

@@ -78,7 +78,7 @@ func (s *Server) DrainListeners(inboundOnly bool) int {
 		timeout = 30 * time.Second
 	}
 	n := 0
-	for _, rl := range s.listeners {
+	for _, rl := range s.current() {
 		if inboundOnly && rl.cfg.Direction != config.Inbound {
 			continue
 		}

@@ -212,3 +212,45 @@ func TestAccessLogSampling(t *testing.T) {
 		t.Errorf("%d lines logged with the access log off", n)
 	}
 }
+
+// TestReloadAddsAndRemovesListeners: a reload opens a new listener and
+// drains a removed one; the listeners that did not change keep serving.
+func TestReloadAddsAndRemovesListeners(t *testing.T) {
+	up, _ := startEcho(t, "up")
+	base := fmt.Sprintf(`
+listeners:
+  - {name: outbound, address: "127.0.0.1:0", direction: outbound, cluster: up}
+%%s
+clusters:
+  - name: up
+    endpoints: [{address: %s}]
+`, up)
+	p := startProxy(t, fmt.Sprintf(base, ""))
+	extra := deadAddr(t)
+	write := func(s string) {
+		os.WriteFile(p.path+".tmp", []byte(s), 0o644)
+		os.Rename(p.path+".tmp", p.path)
+	}
+	write(fmt.Sprintf(base, "  - {name: extra, address: \""+extra+"\", direction: outbound, cluster: up}"))
+	waitFor(t, func() bool {
+		resp, err := http.Get("http://" + extra + "/new")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	http.DefaultClient.CloseIdleConnections()
+	write(fmt.Sprintf(base, ""))
+	waitFor(t, func() bool {
+		c, err := net.DialTimeout("tcp", extra, time.Second)
+		if err != nil {
+			return true
+		}
+		c.Close()
+		return false
+	})
+	if code, _ := body(t, "GET", p.url("outbound")+"/still"); code != 200 {
+		t.Errorf("the unchanged listener stopped serving: %d", code)
+	}
+}

@@ -67,9 +67,13 @@ type Server struct {
 	metrics *stats.Metrics
 	opts    Options
 
-	cfg       atomic.Pointer[config.Config]
-	state     atomic.Pointer[httpproxy.Snapshot]
-	listeners []*runningListener
+	cfg   atomic.Pointer[config.Config]
+	state atomic.Pointer[httpproxy.Snapshot]
+
+	lmu       sync.Mutex
+	listeners []*runningListener // serving
+	retired   []*runningListener // removed by a reload, draining
+	stopping  bool               // the drain started: reloads no longer touch listeners
 
 	outboundFwd *direct.Forwarder // passthrough and outbound targets
 	inboundFwd  *direct.Forwarder // the app, from --source-addr
@@ -177,10 +181,20 @@ func Run(ctx context.Context, rt *app.Runtime, c *config.Config, o Options) erro
 	return s.drain(ctx)
 }
 
+// current returns the serving listeners.
+func (s *Server) current() []*runningListener {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	return append([]*runningListener(nil), s.listeners...)
+}
+
 // drain runs the shutdown script once accepting must stop.
 func (s *Server) drain(ctx context.Context) error {
+	s.lmu.Lock()
+	s.stopping = true
+	s.lmu.Unlock()
 	var inbound, outbound []*runningListener
-	for _, rl := range s.listeners {
+	for _, rl := range s.current() {
 		if rl.cfg.Direction == config.Inbound {
 			inbound = append(inbound, rl)
 		} else {
@@ -224,13 +238,17 @@ func (s *Server) drain(ctx context.Context) error {
 }
 
 func (s *Server) closeAll() {
-	for _, rl := range s.listeners {
+	s.lmu.Lock()
+	s.stopping = true
+	all := append(append([]*runningListener(nil), s.listeners...), s.retired...)
+	s.lmu.Unlock()
+	for _, rl := range all {
 		rl.ln.Close()
 		rl.http.Close()
 		rl.srv.Close()
 	}
 	s.cancelTunnel()
-	for _, rl := range s.listeners {
+	for _, rl := range all {
 		rl.streams.Wait()
 		if rl.tlsSrv != nil {
 			rl.tlsSrv.Close()
@@ -297,6 +315,7 @@ func (rl *runningListener) serve() {
 		DetectTimeout: rl.s.cfg.Load().DetectTimeout,
 		OnOpen:        func() { rl.active.Add(1); active.Inc() },
 		OnClose:       func() { rl.active.Add(-1); active.Dec() },
+		Track:         &rl.streams,
 	}
 	err := listener.Accept(rl.ln, o, rl.handle)
 	if err != nil {
@@ -364,9 +383,7 @@ func (rl *runningListener) handle(c *listener.Conn) {
 			c.Close()
 			return
 		}
-		rl.streams.Add(1)
-		defer rl.streams.Done()
-		rl.stream(c)
+		rl.stream(c) // counted in rl.streams by the accept loop
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/sidecarkit/sidecarkit/proxy/config"
+
 	"github.com/fsnotify/fsnotify"
 )
 
@@ -57,27 +59,20 @@ func (s *Server) watch(ctx context.Context) func() {
 }
 
 // Reload loads the configuration again and applies it: routes, clusters
-// (unchanged ones are kept with their pools) and per-listener targets change
-// for new requests and connections; requests in flight finish on what they
-// started with. A configuration with problems is refused and logged, and the
-// running one stays. Listener addresses, directions and protocols need a
-// restart. It reports whether the new configuration was applied.
+// (unchanged ones are kept with their pools), middleware and per-listener
+// targets change for new requests and connections; requests in flight
+// finish on what they started with. Listeners are added, removed (drained)
+// and moved to a new address (the new one listens before the old one
+// drains); a listener that keeps its address but changes direction,
+// protocol, transparency or mTLS needs a restart (logged). A configuration
+// with problems is refused and logged, and the running one stays. It
+// reports whether the new configuration was applied.
 func (s *Server) Reload() bool {
 	nc, err := s.opts.Reload()
 	if err != nil {
 		s.metrics.Reloads.WithLabelValues("rejected").Inc()
 		s.log.Error("config reload rejected; the running configuration stays", "path", s.opts.ConfigPath, "err", err)
 		return false
-	}
-	cur := s.cfg.Load()
-	old := map[string]any{}
-	for _, l := range cur.Effective() {
-		old[l.Name] = [5]any{l.Address, l.Direction, l.Transparent, l.Protocol, l.MTLS}
-	}
-	for _, l := range nc.Effective() {
-		if o, ok := old[l.Name]; !ok || !reflect.DeepEqual(o, [5]any{l.Address, l.Direction, l.Transparent, l.Protocol, l.MTLS}) {
-			s.log.Warn("config reload: listener added or its address/direction/protocol/mtls changed; that takes a restart", "listener", l.Name)
-		}
 	}
 	snap, err := s.build(nc)
 	if err != nil {
@@ -87,8 +82,73 @@ func (s *Server) Reload() bool {
 	}
 	s.cfg.Store(nc)
 	s.state.Store(snap)
+	s.applyListeners(nc)
 	s.metrics.Reloads.WithLabelValues("ok").Inc()
 	s.metrics.ConfigTimestamp.SetToCurrentTime()
 	s.log.Info("config reloaded", "path", s.opts.ConfigPath, "routes", len(nc.Routes), "clusters", len(snap.Clusters))
 	return true
+}
+
+func sameSocket(a, b config.Listener) bool {
+	return a.Address == b.Address && a.Direction == b.Direction && a.Transparent == b.Transparent &&
+		a.Protocol == b.Protocol && reflect.DeepEqual(a.MTLS, b.MTLS)
+}
+
+// applyListeners reconciles the serving listeners with nc's.
+func (s *Server) applyListeners(nc *config.Config) {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	if s.stopping {
+		return
+	}
+	cur := map[string]*runningListener{}
+	for _, rl := range s.listeners {
+		cur[rl.cfg.Name] = rl
+	}
+	var keep []*runningListener
+	seen := map[string]bool{}
+	for _, lc := range nc.Effective() {
+		seen[lc.Name] = true
+		old := cur[lc.Name]
+		if old != nil && sameSocket(old.cfg, lc) {
+			keep = append(keep, old)
+			continue
+		}
+		if old != nil && old.cfg.Address == lc.Address {
+			s.log.Warn("config reload: listener keeps its address but changes direction/protocol/transparent/mtls; that takes a restart", "listener", lc.Name)
+			keep = append(keep, old)
+			continue
+		}
+		rl, err := s.listen(nc, lc)
+		if err != nil {
+			s.log.Error("config reload: cannot open listener; keeping the old one", "listener", lc.Name, "err", err)
+			if old != nil {
+				keep = append(keep, old)
+			}
+			continue
+		}
+		go rl.serve()
+		s.log.Info("listening", "listener", lc.Name, "addr", rl.ln.Addr().String())
+		keep = append(keep, rl)
+		if old != nil {
+			s.retire(old)
+		}
+	}
+	for name, old := range cur {
+		if !seen[name] {
+			s.retire(old)
+		}
+	}
+	s.listeners = keep
+}
+
+// retire drains a listener a reload removed (lmu held).
+func (s *Server) retire(rl *runningListener) {
+	s.retired = append(s.retired, rl)
+	s.log.Info("config reload: draining listener", "listener", rl.cfg.Name, "addr", rl.ln.Addr().String())
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.grace())
+		defer cancel()
+		rl.shutdown(ctx)
+	}()
 }
