@@ -34,11 +34,10 @@ type Conn struct {
 // NewClient builds a Vault client from c alone: no token, and the process
 // environment's VAULT_* variables play no part beyond what c says.
 func NewClient(c Conn) (*vault.Client, error) {
+	// DefaultConfig (and NewClient) also read VAULT_* variables: a malformed
+	// one is reported by NewClient as a configuration error; everything that
+	// matters is set from c below.
 	cfg := vault.DefaultConfig()
-	if cfg.Error != nil {
-		// A bad VAULT_* variable in the environment: start from scratch.
-		cfg = &vault.Config{HttpClient: &http.Client{}, Backoff: nil}
-	}
 	cfg.Address = c.Addr
 	if c.Timeout > 0 {
 		cfg.Timeout = c.Timeout
