@@ -169,7 +169,7 @@ type Header struct {
 func Bind(l *skconfig.Loader, c *Config) {
 	l.String(&c.Mode, "mode", ModeExplicit, "explicit (listen, forward to --app / --upstream / routes) or transparent (iptables-redirected traffic, routed by original destination)")
 	l.String(&c.InboundAddr, "inbound-addr", ":15006", "inbound listener address (traffic to the app)")
-	l.String(&c.OutboundAddr, "outbound-addr", "127.0.0.1:15001", "outbound listener address (the app's outgoing traffic)")
+	l.String(&c.OutboundAddr, "outbound-addr", "", "outbound listener address (the app's outgoing traffic); default 127.0.0.1:15001, in transparent mode :15001 (IPv4 and IPv6, for ip6tables REDIRECT to ::1)")
 	l.String(&c.App, "app", "", "explicit mode: the app's address host:port; enables the inbound listener")
 	l.String(&c.Upstream, "upstream", "", "explicit mode one-liner: send every outbound request to this http://host:port")
 	l.String(&c.SourceAddr, "source-addr", "127.0.0.6", "source IP when dialing the app inbound (initnet exempts it); empty: kernel's choice")
@@ -213,25 +213,37 @@ func (c *Config) Effective() []Listener {
 	if len(c.Listeners) > 0 {
 		return c.Listeners
 	}
+	out := c.OutboundAddress()
 	var ls []Listener
 	switch c.Mode {
 	case ModeTransparent:
 		ls = append(ls,
 			Listener{Name: Inbound, Address: c.InboundAddr, Direction: Inbound, Transparent: true, Protocol: ProtoAuto},
-			Listener{Name: Outbound, Address: c.OutboundAddr, Direction: Outbound, Transparent: true, Protocol: ProtoAuto})
+			Listener{Name: Outbound, Address: out, Direction: Outbound, Transparent: true, Protocol: ProtoAuto})
 	default:
 		if c.App != "" {
 			ls = append(ls, Listener{Name: Inbound, Address: c.InboundAddr, Direction: Inbound, Target: c.App, Protocol: ProtoAuto})
 		}
 		if c.Upstream != "" || len(c.Routes) > 0 {
-			out := Listener{Name: Outbound, Address: c.OutboundAddr, Direction: Outbound, Protocol: ProtoAuto}
+			ol := Listener{Name: Outbound, Address: out, Direction: Outbound, Protocol: ProtoAuto}
 			if c.Upstream != "" {
-				out.Cluster = UpstreamCluster
+				ol.Cluster = UpstreamCluster
 			}
-			ls = append(ls, out)
+			ls = append(ls, ol)
 		}
 	}
 	return ls
+}
+
+// OutboundAddress is --outbound-addr, or its mode's default.
+func (c *Config) OutboundAddress() string {
+	switch {
+	case c.OutboundAddr != "":
+		return c.OutboundAddr
+	case c.Mode == ModeTransparent:
+		return ":15001"
+	}
+	return "127.0.0.1:15001"
 }
 
 // UpstreamCluster is the name of the cluster --upstream defines.
@@ -264,7 +276,7 @@ func Validate(c *Config) error {
 	default:
 		p.Add("mode", c.Mode, "want explicit or transparent")
 	}
-	for _, a := range []struct{ k, v string }{{"inbound-addr", c.InboundAddr}, {"outbound-addr", c.OutboundAddr}} {
+	for _, a := range []struct{ k, v string }{{"inbound-addr", c.InboundAddr}, {"outbound-addr", c.OutboundAddress()}} {
 		if err := checkHostPort(a.v, true); err != nil {
 			p.Add(a.k, a.v, "%v", err)
 		}

@@ -12,7 +12,7 @@ func TestReparseDefaultsAndEffective(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Mode != ModeExplicit || c.InboundAddr != ":15006" || c.OutboundAddr != "127.0.0.1:15001" || c.AccessLog || c.SourceAddr != "127.0.0.6" {
+	if c.Mode != ModeExplicit || c.InboundAddr != ":15006" || c.OutboundAddress() != "127.0.0.1:15001" || c.AccessLog || c.SourceAddr != "127.0.0.6" {
 		t.Errorf("defaults/env: %+v", c)
 	}
 	ls := c.Effective()
@@ -27,7 +27,7 @@ func TestReparseDefaultsAndEffective(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ls := tc.Effective(); len(ls) != 2 || !ls[0].Transparent || !ls[1].Transparent || ls[0].Direction != Inbound {
+	if ls := tc.Effective(); len(ls) != 2 || !ls[0].Transparent || !ls[1].Transparent || ls[0].Direction != Inbound || ls[1].Address != ":15001" {
 		t.Errorf("transparent listeners %+v", ls)
 	}
 }

@@ -104,7 +104,7 @@ func (s *Server) configDump() any {
 		"routes":    c.Routes,
 		"clusters":  c.EffectiveClusters(),
 		"settings": map[string]any{
-			"inbound-addr": c.InboundAddr, "outbound-addr": c.OutboundAddr, "app": c.App, "upstream": c.Upstream,
+			"inbound-addr": c.InboundAddr, "outbound-addr": c.OutboundAddress(), "app": c.App, "upstream": c.Upstream,
 			"source-addr": c.SourceAddr, "prometheus-addr": c.PrometheusAddr, "access-log": c.AccessLog,
 			"access-log-sample": c.AccessLogSample, "detect-timeout": c.DetectTimeout.String(),
 			"header-read-timeout": c.HeaderReadTimeout.String(), "idle-timeout": c.IdleTimeout.String(),

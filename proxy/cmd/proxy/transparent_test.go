@@ -148,7 +148,7 @@ func TestTransparentInboundAndOutbound(t *testing.T) {
 	nsenter := testenv.Tool(t, "nsenter", "util-linux")
 	setpriv := testenv.Tool(t, "setpriv", "util-linux")
 	wrap := []string{nsenter, "--net=/run/netns/" + n.name, setpriv, "--reuid=1337", "--regid=1337", "--clear-groups"}
-	p := startBinaryIn(t, n, wrap, "--mode", "transparent", "--inbound-addr", "0.0.0.0:15006", "--outbound-addr", "127.0.0.1:15001", "--access-log=true")
+	p := startBinaryIn(t, n, wrap, "--mode", "transparent", "--access-log=true") // the default addresses initnet redirects to
 
 	// Inbound from the host to the pod's IP:8080.
 	resp, err := (&http.Client{Timeout: 20 * time.Second}).Get("http://" + n.nsIP + ":8080/in")
