@@ -14,6 +14,8 @@ require (
 	golang.org/x/time v0.12.0
 )
 
+require golang.org/x/text v0.42.0 // indirect
+
 require (
 	github.com/armon/go-metrics v0.4.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

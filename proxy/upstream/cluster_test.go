@@ -69,9 +69,9 @@ func get(t testing.TB, c *Cluster, ctx context.Context, method, path string, bod
 	if err != nil {
 		return nil, "", &att, err
 	}
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	return resp, string(b), &att, nil
+	return resp, string(b), &att, err
 }
 
 func TestRoundRobinStatic(t *testing.T) {
