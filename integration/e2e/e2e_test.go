@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -355,6 +356,37 @@ func TestPodEndToEnd(t *testing.T) {
 		greeting := "bonjour-" + run
 		s.mustDC("exec", "-T", "consul", "consul", "kv", "put", "config/demoapp/greeting", greeting)
 		eventually(t, "the app greets with the new setting", time.Minute, func() error {
+			_, body, err := s.get("http://" + s.app + "/")
+			if err == nil && !strings.HasPrefix(body, greeting+" ") {
+				err = fmt.Errorf("app says %q", body)
+			}
+			return err
+		})
+	})
+
+	t.Run("a killed helper is restarted and keeps working", func(t *testing.T) {
+		// restart: on-failure plays the native sidecar's restartPolicy: Always.
+		// A crash, not `docker kill` (Docker never restarts a container it
+		// was told to stop): SIGKILL the helper's process from the host.
+		id := strings.TrimSpace(s.mustDC("ps", "-q", "configsync"))
+		out, err := exec.Command("docker", "inspect", "-f", "{{.State.Pid}}", id).Output()
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+		if err != nil || pid <= 0 {
+			t.Fatalf("configsync pid: %v %q", err, out)
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			testenv.Unavailable(t, "cannot SIGKILL configsync (pid %d) from the host: %v", pid, err)
+		}
+		eventually(t, "configsync restarted and healthy", 2*time.Minute, func() error {
+			out, _ := exec.Command("docker", "inspect", "-f", "{{.RestartCount}} {{.State.Health.Status}}", id).Output()
+			if f := strings.Fields(string(out)); len(f) != 2 || f[0] == "0" || f[1] != "healthy" {
+				return fmt.Errorf("configsync: %q", out)
+			}
+			return nil
+		})
+		greeting := "hola-" + run
+		s.mustDC("exec", "-T", "consul", "consul", "kv", "put", "config/demoapp/greeting", greeting)
+		eventually(t, "the app greets with the setting written after the restart", time.Minute, func() error {
 			_, body, err := s.get("http://" + s.app + "/")
 			if err == nil && !strings.HasPrefix(body, greeting+" ") {
 				err = fmt.Errorf("app says %q", body)
