@@ -8,7 +8,6 @@ ARG CREATED=unknown
 LABEL org.opencontainers.image.source="https://github.com/sidecarkit/sidecarkit" \
       org.opencontainers.image.url="https://github.com/sidecarkit/sidecarkit" \
       org.opencontainers.image.vendor="sidecarkit" \
-      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${COMMIT}" \
       org.opencontainers.image.created="${CREATED}" \
