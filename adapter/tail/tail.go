@@ -148,6 +148,7 @@ type Tailer struct {
 type truncRec struct {
 	off int64
 	at  time.Time
+	di  devIno // the truncated file itself (its new content is not its copy)
 }
 
 // New prepares a tailer.
@@ -472,7 +473,7 @@ func (t *Tailer) truncate(f *File, now time.Time) error {
 	if err := t.finish(f); err != nil {
 		return err
 	}
-	t.truncated[fpKey{f.Key.FP, f.Key.FPLen}] = truncRec{off: f.consumed, at: now}
+	t.truncated[fpKey{f.Key.FP, f.Key.FPLen}] = truncRec{off: f.consumed, at: now, di: devIno{f.dev, f.ino}}
 	t.mu.Lock()
 	t.stats.Truncations++
 	t.mu.Unlock()
@@ -514,7 +515,7 @@ func (t *Tailer) settle(f *File, now time.Time) error {
 	how := "head"
 	if c, ok := t.store.Lookup(key); ok {
 		off, how = c, "checkpoint"
-	} else if r, ok := t.truncated[fk]; ok {
+	} else if r, ok := t.truncated[fk]; ok && r.di != (devIno{f.dev, f.ino}) {
 		// the copy of a file that was then truncated: continue where the
 		// original stopped
 		off, how = r.off, "copy of a truncated file"

@@ -268,3 +268,21 @@ func TestSymlinkedPathFollowsItsTargetAcrossRotation(t *testing.T) {
 	nf.Close()
 	expectExactly(t, rec.waitFor(t, 30), "line", 30)
 }
+
+func TestTruncatedFileRestartingWithTheSameFirstLineIsReadFromZero(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	f, _ := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f.WriteString("=== banner ===\n")
+	appendLines(t, f, "old", 0, 50)
+	rec, _ := run(t, Config{Include: []string{path}}, nil)
+	rec.waitFor(t, 51)
+	f.Truncate(0)
+	f.WriteString("=== banner ===\n")
+	appendLines(t, f, "new", 0, 5)
+	f.Close()
+	got := rec.waitFor(t, 51+6)
+	if len(got) != 57 || got[51] != "=== banner ===" || got[56] != "new 4" {
+		t.Fatalf("after truncation with the same first line: %d lines, tail %q", len(got), got[min(51, len(got)):])
+	}
+}
