@@ -58,7 +58,11 @@ demo-down:
 ## bench: every benchmark; results under integration/bench/results/
 bench: bench-proxy bench-ambassador bench-adapter bench-configsync
 
-bench-proxy bench-ambassador bench-adapter bench-configsync:
+bench-proxy:
+	@integration/bench/proxy.sh
+	@integration/bench/proxy-mtls.sh
+
+bench-ambassador bench-adapter bench-configsync:
 	@integration/bench/$(patsubst bench-%,%,$@).sh
 
 clean:

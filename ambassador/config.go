@@ -137,7 +137,11 @@ func Bind(l *config.Loader, c *Config) {
 	l.Bool(&c.ProxyAllowRemote, "proxy-allow-remote", false, "allow --proxy-addr on a non-loopback address")
 	l.Duration(&c.ProxyTimeout, "proxy-timeout", 5*time.Minute, "how long the proxy waits for Vault's response headers (0: no limit)")
 
-	c.Notify.Bind(l)
+	// One render pass triggers one notification, so no debounce by default:
+	// the app hears of a rotation as soon as the pass is written.
+	nd := notify.Defaults()
+	nd.Debounce = 0
+	c.Notify.BindDefaults(l, nd)
 }
 
 // Validate reports every problem and builds c.Outputs.

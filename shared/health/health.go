@@ -38,7 +38,13 @@ type Result struct {
 	Err  string `json:"error,omitempty"`
 }
 
-// New returns an empty state: ready (no checks), not started, not draining.
+// ErrStarting is the readiness failure before any check is registered: the
+// admin server answers before the helper has said what "ready" means, and
+// that moment must not read as ready.
+var ErrStarting = errors.New("starting: no readiness check registered yet")
+
+// New returns an empty state: not ready until a check is registered, not
+// started, not draining.
 func New() *State { return &State{} }
 
 // AddCheck registers a named readiness check; fn must be cheap and safe for
@@ -74,9 +80,12 @@ func (s *State) Check() (ready bool, results []Result) {
 	checks := append([]check(nil), s.checks...)
 	draining := s.draining
 	s.mu.Unlock()
-	ready = !draining
+	ready = !draining && len(checks) > 0
 	if draining {
 		results = append(results, Result{Name: "draining", Err: ErrDraining.Error()})
+	}
+	if len(checks) == 0 {
+		results = append(results, Result{Name: "starting", Err: ErrStarting.Error()})
 	}
 	for _, c := range checks {
 		err := c.fn()

@@ -213,18 +213,27 @@ type Options struct {
 	Splay    time.Duration
 }
 
-// Bind registers the notify-* options.
-func (o *Options) Bind(l *config.Loader) {
-	l.String(&o.Signal, "notify-signal", "HUP", "signal to send with --notify-process or --notify-pidfile")
-	l.String(&o.Process, "notify-process", "", "signal every process with this name (needs a shared PID namespace)")
-	l.String(&o.PIDFile, "notify-pidfile", "", "signal the pid in this file")
-	l.String(&o.URL, "notify-url", "", "POST this URL after a change")
-	l.Int(&o.Status, "notify-status", 0, "HTTP status the URL must answer (0: any 2xx)")
-	l.String(&o.Command, "notify-command", "", "run this command (split on spaces) after a change")
-	l.Duration(&o.Timeout, "notify-timeout", 10*time.Second, "timeout of one notification attempt")
-	l.Int(&o.Retries, "notify-retries", 5, "retries after a failed notification")
-	l.Duration(&o.Debounce, "notify-debounce", 500*time.Millisecond, "wait for this long without changes before notifying")
-	l.Duration(&o.Splay, "notify-splay", 0, "random extra delay up to this long (spreads reloads across pods)")
+// Defaults are the notify-* defaults a helper gets from Bind.
+func Defaults() Options {
+	return Options{Signal: "HUP", Timeout: 10 * time.Second, Retries: 5, Debounce: 500 * time.Millisecond}
+}
+
+// Bind registers the notify-* options with the shared Defaults.
+func (o *Options) Bind(l *config.Loader) { o.BindDefaults(l, Defaults()) }
+
+// BindDefaults registers the notify-* options with a helper's own defaults
+// (e.g. no debounce for a helper that triggers once per render pass).
+func (o *Options) BindDefaults(l *config.Loader, d Options) {
+	l.String(&o.Signal, "notify-signal", d.Signal, "signal to send with --notify-process or --notify-pidfile")
+	l.String(&o.Process, "notify-process", d.Process, "signal every process with this name (needs a shared PID namespace)")
+	l.String(&o.PIDFile, "notify-pidfile", d.PIDFile, "signal the pid in this file")
+	l.String(&o.URL, "notify-url", d.URL, "POST this URL after a change")
+	l.Int(&o.Status, "notify-status", d.Status, "HTTP status the URL must answer (0: any 2xx)")
+	l.String(&o.Command, "notify-command", d.Command, "run this command (split on spaces) after a change")
+	l.Duration(&o.Timeout, "notify-timeout", d.Timeout, "timeout of one notification attempt")
+	l.Int(&o.Retries, "notify-retries", d.Retries, "retries after a failed notification")
+	l.Duration(&o.Debounce, "notify-debounce", d.Debounce, "wait for this long without changes before notifying")
+	l.Duration(&o.Splay, "notify-splay", d.Splay, "random extra delay up to this long (spreads reloads across pods)")
 }
 
 // Validate adds every problem to p.
