@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -81,5 +85,56 @@ func TestRunShipsDrainsAndLeavesNothingBehind(t *testing.T) {
 	}
 	if n := openFDs(); n > fds {
 		t.Errorf("%d open files after stopping (before %d)", n, fds)
+	}
+}
+
+// TestSecretsNeverInLogsOrMetrics runs the adapter against a server that
+// refuses the credentials and checks that neither the logs nor /metrics
+// show the password, the API key or URL credentials.
+func TestSecretsNeverInLogsOrMetrics(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(401)
+		io.WriteString(w, `{"error":{"type":"security_exception","reason":"unable to authenticate user"},"status":401}`)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "app.log")
+	os.WriteFile(logPath, []byte("2024-01-15 14:32:01 INFO a=b\n"), 0o644)
+	for _, auth := range [][]string{
+		{"--es-username", "elastic", "--es-password", "hunter2-topsecret"},
+		{"--es-api-key", "QVBJLUtFWS1zZWNyZXQ="},
+		{"--es-url", strings.Replace(srv.URL, "http://", "http://elastic:url-secret-pw@", 1)},
+	} {
+		var logs bytes.Buffer
+		l := config.NewLoader("adapter")
+		var c Config
+		Bind(l, &c)
+		args := append([]string{"--paths", logPath, "--es-url", srv.URL, "--checkpoint-file", "", "--dead-letter-file", filepath.Join(dir, "dead"),
+			"--flush-interval", "20ms", "--retry-initial", "10ms", "--retry-max", "20ms"}, auth...)
+		if _, err := l.Parse(args, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := Validate(l, &c); err != nil {
+			t.Fatal(err)
+		}
+		rt := app.NewRuntime("adapter", slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- Run(ctx, rt, &c) }()
+		time.Sleep(500 * time.Millisecond) // several refused requests
+		rec := httptest.NewRecorder()
+		rt.Admin.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		rt.Stop()
+		cancel()
+		<-done
+		all := logs.String() + rec.Body.String()
+		if !strings.Contains(logs.String(), "request failed") {
+			t.Errorf("no refused request was logged:\n%s", logs.String())
+		}
+		for _, secret := range []string{"hunter2-topsecret", "QVBJLUtFWS1zZWNyZXQ=", "url-secret-pw"} {
+			if strings.Contains(all, secret) {
+				t.Fatalf("secret %q appears in logs or metrics:\n%s", secret, all)
+			}
+		}
 	}
 }
