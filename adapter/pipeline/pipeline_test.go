@@ -133,3 +133,11 @@ func TestParserChosenPerPath(t *testing.T) {
 		}
 	}
 }
+
+func TestDataStreamActionIsCreateWithID(t *testing.T) {
+	p := New(Config{Index: "logs-app-default", DataStream: true}, &gateSink{}, nil, NewMetrics(prometheus.NewRegistry(), "d_"), logging.Discard())
+	a := p.appendAction(nil, []byte(`{"@timestamp":"2024-01-15T14:32:01Z"}`), []byte("abc-"), 255)
+	if string(a) != `{"create":{"_index":"logs-app-default","_id":"abc-ff"}}`+"\n" {
+		t.Fatalf("action %s", a)
+	}
+}

@@ -35,6 +35,7 @@ func (r *recorder) Line(f *File, line []byte, start, end int64, truncated bool) 
 	f.Pos.Advance(end)
 	return nil
 }
+func (r *recorder) openedCount() int     { r.mu.Lock(); defer r.mu.Unlock(); return len(r.opened) }
 func (r *recorder) Closing(*File) error  { return nil }
 func (r *recorder) Tick(time.Time) error { return nil }
 func (r *recorder) snapshot() []string {
@@ -57,11 +58,16 @@ func (r *recorder) waitFor(t *testing.T, n int) []string {
 
 func run(t *testing.T, cfg Config, store *checkpoint.Store) (*recorder, *Tailer) {
 	t.Helper()
+	cfg.ReadFromHead = true
+	return runFrom(t, cfg, store)
+}
+
+func runFrom(t *testing.T, cfg Config, store *checkpoint.Store) (*recorder, *Tailer) {
+	t.Helper()
 	if store == nil {
 		store, _ = checkpoint.Open("")
 	}
 	cfg.PollInterval, cfg.ScanInterval, cfg.RotateWait = 10*time.Millisecond, 30*time.Millisecond, 100*time.Millisecond
-	cfg.ReadFromHead = true
 	rec := &recorder{}
 	tl := New(cfg, store, rec, slog.New(slog.DiscardHandler))
 	stop := make(chan struct{})
@@ -284,5 +290,24 @@ func TestTruncatedFileRestartingWithTheSameFirstLineIsReadFromZero(t *testing.T)
 	got := rec.waitFor(t, 51+6)
 	if len(got) != 57 || got[51] != "=== banner ===" || got[56] != "new 4" {
 		t.Fatalf("after truncation with the same first line: %d lines, tail %q", len(got), got[min(51, len(got)):])
+	}
+}
+
+func TestReadFromTailSkipsExistingLinesButNotNewFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	f, _ := os.Create(path)
+	appendLines(t, f, "old", 0, 5)
+	rec, _ := runFrom(t, Config{Include: []string{filepath.Join(dir, "*.log")}}, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for rec.openedCount() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	appendLines(t, f, "new", 0, 3)
+	f.Close()
+	os.WriteFile(filepath.Join(dir, "b.log"), []byte("later 0\n"), 0o644) // appeared later: from its head
+	got := rec.waitFor(t, 4)
+	if strings.Join(got, "|") != "new 0|new 1|new 2|later 0" {
+		t.Fatalf("lines %q", got)
 	}
 }
