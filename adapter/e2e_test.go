@@ -3,6 +3,7 @@ package adapter_test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -363,5 +364,29 @@ func TestStoreDown30sLosesNothingAndMemoryStaysFlat(t *testing.T) {
 	}
 	if behind < 1<<20 {
 		t.Errorf("file_bytes_behind = %v at the end of the outage, want the ~30 s of lines not shipped (> 1 MiB)", behind)
+	}
+}
+
+func TestBinaryValidateAndVersion(t *testing.T) {
+	bin := adapterBinary(t)
+	out, err := exec.Command(bin, "validate", "--parser", "xml", "--read-from", "middle", "--es-password", "pw-not-shown").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("validate with bad flags: %v, want exit 2\n%s", err, out)
+	}
+	for _, want := range []string{"paths", `parser "xml"`, `read-from "middle"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("validate output lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "pw-not-shown") {
+		t.Errorf("validate printed the password:\n%s", out)
+	}
+	out, err = exec.Command(bin, "validate", "--paths", "/var/log/*.log").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "valid") {
+		t.Errorf("validate good config: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "--version").CombinedOutput(); err != nil || !strings.Contains(string(out), "adapter") {
+		t.Errorf("--version: %v %s", err, out)
 	}
 }
