@@ -311,3 +311,19 @@ func TestReadFromTailSkipsExistingLinesButNotNewFiles(t *testing.T) {
 		t.Fatalf("lines %q", got)
 	}
 }
+
+func TestRotatedAwayFileKnownFromTheCheckpointIsFinished(t *testing.T) {
+	// the adapter stopped while app.log.1 (rotated out of the globs) was
+	// not fully shipped: at start it is found through the checkpoint's path
+	dir := t.TempDir()
+	rotated := filepath.Join(dir, "app.log.1")
+	os.WriteFile(rotated, []byte("line 0\nline 1\nline 2\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "app.log"), nil, 0o644)
+	s, _ := checkpoint.Open("")
+	s.Track(keyOf(t, rotated, "line 0\n"), rotated, 7)
+	s, _ = reload(t, s, filepath.Join(dir, "cp.json"))
+	rec, _ := run(t, Config{Include: []string{filepath.Join(dir, "app.log")}}, s)
+	if got := rec.waitFor(t, 2); strings.Join(got, "|") != "line 1|line 2" {
+		t.Fatalf("lines %q, want the rest of the rotated file", got)
+	}
+}
