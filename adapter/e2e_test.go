@@ -268,9 +268,10 @@ func TestRotationNothingLostNothingDoubled(t *testing.T) {
 		glob string
 	}{
 		{"rename", "app.log"},        // the rotated file leaves the glob: read to its end by inode
+		{"rename", "app.log*"},       // the rotated file stays in the glob: same inode, same position
 		{"copytruncate", "app.log*"}, // the copy is recognised by its fingerprint
 	} {
-		t.Run(tc.mode, func(t *testing.T) {
+		t.Run(tc.mode+" "+tc.glob, func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "app.log")
 			run := runID(t)
