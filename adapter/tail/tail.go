@@ -794,6 +794,12 @@ func (t *Tailer) lines(f *File) error {
 	f.consumed += int64(i)
 	rest := copy(b, b[i:])
 	f.buf = b[:rest]
+	if cap(f.buf) > 2*t.cfg.ReadBufferBytes && rest <= t.cfg.ReadBufferBytes/2 {
+		// a long line grew the buffer: give the memory back
+		nb := make([]byte, rest, t.cfg.ReadBufferBytes)
+		copy(nb, f.buf)
+		f.buf = nb
+	}
 	return nil
 }
 
