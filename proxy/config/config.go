@@ -68,6 +68,7 @@ type Config struct {
 	MaxRequestBodyBytes int64         // default body cap (0: none); routes override
 	OutboundPassthrough bool          // transparent outbound: unmatched traffic goes to its original destination (else 404 NR)
 	Pprof               bool          // serve net/http/pprof under /debug/pprof/ on the admin port
+	HTTP1Server         string        // "proxy" (package h1) or "net/http"
 
 	Listeners []Listener               `yaml:"listeners"`
 	Routes    []Route                  `yaml:"routes"`
@@ -183,6 +184,7 @@ func Bind(l *skconfig.Loader, c *Config) {
 	l.Int(&c.MaxHeaderBytes, "max-header-bytes", 64<<10, "request head larger than this answers 431")
 	l.Var(int64Value{&c.MaxRequestBodyBytes}, "max-request-body-bytes", "default request body cap in bytes, 413 above it (0: none; routes override)")
 	l.Bool(&c.OutboundPassthrough, "outbound-passthrough", true, "transparent mode: outbound traffic no route matches goes to its original destination (false: 404 with flag NR)")
+	l.String(&c.HTTP1Server, "http1-server", "proxy", "HTTP/1.x downstream server: proxy (own loop on net/http's parser; checks every request for Content-Length + Transfer-Encoding) or net/http (http.Server)")
 	l.Bool(&c.Pprof, "pprof", false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin port")
 	l.Section(&c.Listeners, "listeners", "listeners (name, address, direction, transparent, target, cluster, protocol, sni); default derived from the flags")
 	l.Section(&c.Routes, "routes", "HTTP routes (name, listeners, match{hosts,path,headers,port}, cluster, header add/remove, max_request_body_bytes, timeout)")
@@ -322,6 +324,9 @@ func Validate(c *Config) error {
 	}
 	if c.MaxHeaderBytes < 1024 {
 		p.Add("max-header-bytes", c.MaxHeaderBytes, "must be at least 1024")
+	}
+	if c.HTTP1Server != "proxy" && c.HTTP1Server != "net/http" {
+		p.Add("http1-server", c.HTTP1Server, "want proxy or net/http")
 	}
 	if c.MaxRequestBodyBytes < 0 {
 		p.Add("max-request-body-bytes", c.MaxRequestBodyBytes, "must not be negative")

@@ -71,6 +71,14 @@ func (c *Conn) Close() error {
 	return err
 }
 
+// CloseWrite half-closes the connection (TCP FIN, or TLS close_notify).
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
 // TakePrefix returns the sniffed bytes not yet read and forgets them, so the
 // caller can write them out and then copy from the raw socket (splice).
 func (c *Conn) TakePrefix() []byte { p := c.prefix; c.prefix = nil; return p }

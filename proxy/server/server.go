@@ -20,6 +20,7 @@ import (
 
 	"github.com/sidecarkit/sidecarkit/proxy/config"
 	"github.com/sidecarkit/sidecarkit/proxy/direct"
+	"github.com/sidecarkit/sidecarkit/proxy/h1"
 	"github.com/sidecarkit/sidecarkit/proxy/httpproxy"
 	"github.com/sidecarkit/sidecarkit/proxy/listener"
 	"github.com/sidecarkit/sidecarkit/proxy/mtls"
@@ -97,6 +98,7 @@ type runningListener struct {
 	done    chan struct{}  // accept loop returned
 	drained atomic.Bool
 	tlsSrv  *mtls.Server // inbound mTLS termination (nil: plaintext)
+	h1      *h1.Server   // HTTP/1.x connections (nil: srv serves them)
 }
 
 // Run serves c until rt.Stopping, then drains (see the package doc).
@@ -246,6 +248,9 @@ func (s *Server) closeAll() {
 		rl.ln.Close()
 		rl.http.Close()
 		rl.srv.Close()
+		if rl.h1 != nil {
+			rl.h1.Close()
+		}
 	}
 	s.cancelTunnel()
 	for _, rl := range all {
@@ -293,6 +298,13 @@ func (s *Server) listen(c *config.Config, lc config.Listener) (*runningListener,
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
+	if c.HTTP1Server != "net/http" {
+		rl.h1 = &h1.Server{
+			Handler: rl.handler, ReadHeaderTimeout: c.HeaderReadTimeout, IdleTimeout: c.IdleTimeout,
+			MaxHeaderBytes: c.MaxHeaderBytes, ConnContext: httpproxy.ConnContext,
+			OnProtocolError: func(kind string) { s.metrics.ProtocolErrors.WithLabelValues(lc.Name, kind).Inc() },
+		}
+	}
 	rl.srv = &http.Server{
 		Handler:           rl.handler,
 		ReadHeaderTimeout: c.HeaderReadTimeout,
@@ -333,9 +345,15 @@ func (rl *runningListener) shutdown(ctx context.Context) {
 	rl.ln.Close()
 	<-rl.done
 	rl.http.Close()
+	var wg sync.WaitGroup
+	if rl.h1 != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); rl.h1.Shutdown(ctx) }()
+	}
 	if err := rl.srv.Shutdown(ctx); err != nil {
 		rl.srv.Close()
 	}
+	wg.Wait()
 	waited := make(chan struct{})
 	go func() { rl.streams.Wait(); close(waited) }()
 	select {
@@ -371,6 +389,10 @@ func (rl *runningListener) handle(c *listener.Conn) {
 	m.DownTotal.WithLabelValues(rl.cfg.Name, proto).Inc()
 	switch c.Proto {
 	case sniff.HTTP1:
+		if rl.h1 != nil {
+			rl.h1.ServeConn(c)
+			return
+		}
 		if !rl.strictHead(c) {
 			return
 		}
