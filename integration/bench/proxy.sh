@@ -140,7 +140,7 @@ echo "haproxy $(hwm $haproxy_pid)" >>"$work/rss"
 if [ -s "$work/cpu.prof" ]; then
   go tool pprof -top -nodecount=12 "$work/proxy" "$work/cpu.prof" 2>/dev/null | sed -n '/flat%/,$p' >"$work/pprof.top" || true
   go tool pprof -top -cum -nodecount=400 "$work/proxy" "$work/cpu.prof" 2>/dev/null \
-    | awk '/Syscall6$|gcBgMarkWorker$|net\/http.\(\*conn\).serve$|persistConn\).writeLoop$|persistConn\).readLoop$|httpproxy.\(\*Handler\).ServeHTTP$|runtime.findRunnable$|runtime.mallocgc$/{print $4, $5, $6}' >"$work/pprof.cum" || true
+    | awk '/Syscall6$|gcBgMarkWorker$|net\/http.\(\*conn\).serve$|h1.\(\*Server\).ServeConn$|direct.\(\*Forwarder\).fastRoundTrip$|persistConn\).writeLoop$|persistConn\).readLoop$|httpproxy.\(\*Handler\).ServeHTTP$|runtime.findRunnable$|runtime.mallocgc$/{print $4, $5, $6}' >"$work/pprof.cum" || true
 fi
 python3 - "$work" "$out" "$nproc_" "$load_start" "$load_end" "$QPS" "$CONNS" "$DURATION" "$MAXDUR" "$ROUNDS" <<'PY'
 import json, sys, os, struct, zlib, datetime, platform, subprocess
