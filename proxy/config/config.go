@@ -55,6 +55,7 @@ type Config struct {
 	App            string // explicit inbound: the app's address, host:port ("" = no inbound listener)
 	Upstream       string // explicit outbound one-liner: every request goes to this http://host:port
 	SourceAddr     string // source IP for dialing the app inbound (127.0.0.6; "" = kernel's choice)
+	SourceAddr6    string // the same for IPv6 (::6)
 	PrometheusAddr string // /stats/prometheus listener (":15090"; "" = off)
 
 	AccessLog       bool
@@ -174,6 +175,7 @@ func Bind(l *skconfig.Loader, c *Config) {
 	l.String(&c.App, "app", "", "explicit mode: the app's address host:port; enables the inbound listener")
 	l.String(&c.Upstream, "upstream", "", "explicit mode one-liner: send every outbound request to this http://host:port")
 	l.String(&c.SourceAddr, "source-addr", "127.0.0.6", "source IP when dialing the app inbound (initnet exempts it); empty: kernel's choice")
+	l.String(&c.SourceAddr6, "source-addr6", "::6", "IPv6 source when dialing the app at [::1] (initnet exempts it); used only if configured on lo, else the kernel's choice")
 	l.String(&c.PrometheusAddr, "prometheus-addr", ":15090", "listener for GET /stats/prometheus (empty: off)")
 	l.Bool(&c.AccessLog, "access-log", true, "write a JSON access log line per request to stdout")
 	l.Float(&c.AccessLogSample, "access-log-sample", 1, "fraction (0..1) of requests without response flags that are logged")
@@ -307,8 +309,13 @@ func Validate(c *Config) error {
 		}
 	}
 	if c.SourceAddr != "" {
-		if _, err := netip.ParseAddr(c.SourceAddr); err != nil {
-			p.Add("source-addr", c.SourceAddr, "not an IP address")
+		if a, err := netip.ParseAddr(c.SourceAddr); err != nil || !a.Is4() {
+			p.Add("source-addr", c.SourceAddr, "not an IPv4 address")
+		}
+	}
+	if c.SourceAddr6 != "" {
+		if a, err := netip.ParseAddr(c.SourceAddr6); err != nil || !a.Is6() {
+			p.Add("source-addr6", c.SourceAddr6, "not an IPv6 address")
 		}
 	}
 	if c.AccessLogSample < 0 || c.AccessLogSample > 1 {

@@ -6,16 +6,20 @@ package direct
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
 // Options configure a Forwarder.
 type Options struct {
-	SourceIP       net.IP // local address to dial from (nil: kernel's choice)
+	SourceIP       net.IP // local IPv4 address to dial from (nil: kernel's choice)
+	SourceIP6      net.IP // local IPv6 address to dial from (nil: kernel's choice; unusable: kernel's choice)
 	ConnectTimeout time.Duration
 	IdleTimeout    time.Duration // idle pooled connection lifetime
 	MaxIdlePerHost int
@@ -25,10 +29,11 @@ type Options struct {
 
 // Forwarder sends requests and streams to the address they name.
 type Forwarder struct {
-	dialer *net.Dialer
-	h1, h2 *http.Transport
-	o      Options
-	pool   pool // fast-path HTTP/1.1 connections
+	dialer  *net.Dialer // IPv4 targets (and names)
+	dialer6 *net.Dialer // IPv6 targets
+	h1, h2  *http.Transport
+	o       Options
+	pool    pool // fast-path HTTP/1.1 connections
 }
 
 // New returns a forwarder.
@@ -42,9 +47,13 @@ func New(o Options) *Forwarder {
 	if o.MaxIdlePerHost <= 0 {
 		o.MaxIdlePerHost = 256
 	}
-	f := &Forwarder{o: o, dialer: &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}}
+	f := &Forwarder{o: o, dialer: &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second},
+		dialer6: &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}}
 	if o.SourceIP != nil {
 		f.dialer.LocalAddr = &net.TCPAddr{IP: o.SourceIP}
+	}
+	if o.SourceIP6 != nil {
+		f.dialer6.LocalAddr = &net.TCPAddr{IP: o.SourceIP6}
 	}
 	mk := func(h2 bool) *http.Transport {
 		t := &http.Transport{
@@ -98,7 +107,19 @@ func (f *Forwarder) CloseIdle() {
 }
 
 func (f *Forwarder) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := f.dialer.DialContext(ctx, network, addr)
+	d := f.dialer
+	if ap, perr := netip.ParseAddrPort(addr); perr == nil && ap.Addr().Is6() && !ap.Addr().Is4In6() {
+		d = f.dialer6
+	}
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil && d.LocalAddr != nil && errors.Is(err, syscall.EADDRNOTAVAIL) {
+		// The source address is not configured here (::6 is not on lo by
+		// default): dial from the kernel's choice; the proxy's UID is
+		// exempt from redirection anyway.
+		plain := *d
+		plain.LocalAddr = nil
+		c, err = plain.DialContext(ctx, network, addr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -339,7 +339,7 @@ func (h *Handler) resolve(x *exchange, snap *Snapshot) bool {
 	}
 	if x.conn != nil && x.conn.OrigDst.IsValid() {
 		if h.inbound {
-			x.addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), x.conn.OrigDst.Port()).String()
+			x.addr = AppAddr(x.conn.OrigDst)
 			x.target = "app"
 			return true
 		}
@@ -349,6 +349,15 @@ func (h *Handler) resolve(x *exchange, snap *Snapshot) bool {
 		}
 	}
 	return false
+}
+
+// AppAddr is where inbound traffic for an original destination goes: the
+// app on loopback at the same port, in the same IP family.
+func AppAddr(orig netip.AddrPort) string {
+	if orig.Addr().Is6() && !orig.Addr().Is4In6() {
+		return netip.AddrPortFrom(netip.IPv6Loopback(), orig.Port()).String()
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), orig.Port()).String()
 }
 
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {

@@ -120,7 +120,11 @@ func Run(ctx context.Context, rt *app.Runtime, c *config.Config, o Options) erro
 	oo, oc := upOpen("passthrough")
 	s.outboundFwd = direct.New(direct.Options{ConnectTimeout: c.ConnectTimeout, OnOpen: oo, OnClose: oc})
 	io, ic := upOpen("app")
-	s.inboundFwd = direct.New(direct.Options{SourceIP: src, ConnectTimeout: c.ConnectTimeout, OnOpen: io, OnClose: ic})
+	var src6 net.IP
+	if c.SourceAddr6 != "" {
+		src6 = net.ParseIP(c.SourceAddr6)
+	}
+	s.inboundFwd = direct.New(direct.Options{SourceIP: src, SourceIP6: src6, ConnectTimeout: c.ConnectTimeout, OnOpen: io, OnClose: ic})
 
 	snap, err := s.build(c)
 	if err != nil {
@@ -442,7 +446,7 @@ func (rl *runningListener) stream(c *listener.Conn) {
 		up, err = rl.handler.Direct.DialTCP(ctx, lc.Target)
 	case c.OrigDst.IsValid() && lc.Direction == config.Inbound:
 		target = "app"
-		upHost = net.JoinHostPort("127.0.0.1", fmt.Sprint(c.OrigDst.Port()))
+		upHost = httpproxy.AppAddr(c.OrigDst)
 		up, err = rl.handler.Direct.DialTCP(ctx, upHost)
 	case c.OrigDst.IsValid() && s.cfg.Load().OutboundPassthrough:
 		target, upHost = "passthrough", c.OrigDst.String()

@@ -233,3 +233,55 @@ func startBinaryIn(t *testing.T, n *netns, wrap []string, args ...string) *proc 
 	t.Fatalf("proxy not ready:\n%s", p.out.String())
 	return nil
 }
+
+// TestTransparentIPv6 is the IPv6 half: ip6tables REDIRECT to [::]:15006
+// and [::1]:15001; inbound reaches the app at [::1]:<port> from ::6 (added
+// to lo as Istio's init does), outbound reaches the original destination.
+func TestTransparentIPv6(t *testing.T) {
+	n := newNetns(t)
+	testenv.Tool(t, "ip6tables", "iptables")
+	id := strings.TrimPrefix(n.name, "skproxy")
+	host6, ns6 := "fd00:251:"+id+"::1", "fd00:251:"+id+"::2"
+	vh, vn := "skph"+id, "skpn"+id
+	run(t, "ip", "addr", "add", host6+"/64", "dev", vh, "nodad")
+	run(t, "ip", "-n", n.name, "addr", "add", ns6+"/64", "dev", vn, "nodad")
+	run(t, "ip", "-n", n.name, "addr", "add", "::6/128", "dev", "lo", "nodad")
+	for _, rule := range [][]string{
+		{"-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "8080", "-j", "REDIRECT", "--to-ports", "15006"},
+		{"-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-m", "owner", "!", "--uid-owner", "1337", "!", "-d", "::1/128", "-j", "REDIRECT", "--to-ports", "15001"},
+	} {
+		run(t, append([]string{"ip", "netns", "exec", n.name, "ip6tables"}, rule...)...)
+	}
+	serveSeen(n.listen("[::1]:8080"))
+	ext, err := net.Listen("tcp", "["+host6+"]:9090")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ext.Close()
+	serveSeen(ext)
+	os.Chmod(strings.TrimSuffix(binPath, "/proxy"), 0o755)
+	wrap := []string{testenv.Tool(t, "nsenter", "util-linux"), "--net=/run/netns/" + n.name,
+		testenv.Tool(t, "setpriv", "util-linux"), "--reuid=1337", "--regid=1337", "--clear-groups"}
+	startBinaryIn(t, n, wrap, "--mode", "transparent")
+
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Get("http://[" + ns6 + "]:8080/in6")
+	if err != nil {
+		t.Fatalf("inbound v6: %v", err)
+	}
+	var s seen
+	json.NewDecoder(resp.Body).Decode(&s)
+	resp.Body.Close()
+	if !strings.HasPrefix(s.Remote, "[::6]:") || s.Header.Get("X-Forwarded-For") != host6 {
+		t.Errorf("app saw %+v", s)
+	}
+	resp, err = n.client().Get("http://[" + host6 + "]:9090/out6")
+	if err != nil {
+		t.Fatalf("outbound v6: %v", err)
+	}
+	s = seen{}
+	json.NewDecoder(resp.Body).Decode(&s)
+	resp.Body.Close()
+	if s.Header.Get("Via") != "1.1 sidecarkit" {
+		t.Errorf("external server saw %+v (not through the proxy?)", s)
+	}
+}
