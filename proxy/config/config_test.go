@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/sidecarkit/sidecarkit/shared/app"
+
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,8 +92,8 @@ func TestUnknownKeyAndPath(t *testing.T) {
 		{nil, []string{"PROXY_CONFIG=/c.yaml"}, "/c.yaml"},
 		{[]string{"--app", "x:1"}, nil, ""},
 	} {
-		if got := Path(c.args, c.env); got != c.want {
-			t.Errorf("Path(%v, %v) = %q, want %q", c.args, c.env, got, c.want)
+		if _, got, _ := app.ParseConfig(Helper(), c.args, c.env); got != c.want {
+			t.Errorf("config path of (%v, %v) = %q, want %q", c.args, c.env, got, c.want)
 		}
 	}
 }

@@ -29,25 +29,19 @@ import (
 	"github.com/sidecarkit/sidecarkit/proxy/stats"
 	"github.com/sidecarkit/sidecarkit/proxy/upstream"
 	"github.com/sidecarkit/sidecarkit/shared/app"
-	skconfig "github.com/sidecarkit/sidecarkit/shared/config"
 )
 
 // Helper returns the proxy's app.Helper. args and env are the process's;
 // they are kept to reload the configuration file when it changes.
 func Helper(args, env []string) app.Helper[config.Config] {
-	return app.Helper[config.Config]{
-		Name:       "proxy",
-		AdminAddr:  ":15000",
-		DrainDelay: 5 * time.Second,
-		Bind:       config.Bind,
-		Validate:   func(_ *skconfig.Loader, c *config.Config) error { return config.Validate(c) },
-		Run: func(ctx context.Context, rt *app.Runtime, c *config.Config) error {
-			return Run(ctx, rt, c, Options{
-				ConfigPath: config.Path(args, env),
-				Reload:     func() (*config.Config, error) { return config.Reparse(args, env) },
-			})
-		},
+	h := config.Helper()
+	h.Run = func(ctx context.Context, rt *app.Runtime, c *config.Config) error {
+		return Run(ctx, rt, c, Options{
+			ConfigPath: rt.ConfigPath,
+			Reload:     func() (*config.Config, error) { return config.Reparse(args, env) },
+		})
 	}
+	return h
 }
 
 // Options are the parts of a run that are not configuration.

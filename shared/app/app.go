@@ -111,6 +111,9 @@ type Runtime struct {
 	Admin    *http.ServeMux
 	Common   Common
 	Info     version.Info
+	// ConfigPath is the YAML file named by --config, "" when none; a helper
+	// that reloads on change watches it and calls ParseConfig again.
+	ConfigPath string
 	// Stdout is where one-shot modes may print (dry runs, --once reports).
 	Stdout io.Writer
 
@@ -193,34 +196,14 @@ func Run[C any](ctx context.Context, h Helper[C], args, env []string, stdout, st
 		return ExitConfig
 	}
 
-	var common Common
-	var cfg C
-	l := config.NewLoader(h.Name)
-	common.bind(l, h.AdminAddr, h.DrainDelay)
-	if h.Bind != nil {
-		h.Bind(l, &cfg)
-	}
-	rest, err := l.Parse(args, env)
+	pc, err := parse(h, args, env)
 	if errors.Is(err, flag.ErrHelp) {
-		l.Usage(stdout)
+		pc.loader.Usage(stdout)
 		return ExitOK
 	}
-	var problems config.Problems
 	if err != nil {
-		problems = append(problems, err)
-	}
-	if len(rest) > 0 {
-		problems.Addf("unexpected arguments: %q", rest)
-	}
-	common.validate(&problems)
-	if h.Validate != nil && err == nil {
-		if verr := h.Validate(l, &cfg); verr != nil {
-			problems = append(problems, verr)
-		}
-	}
-	if perr := problems.Err(); perr != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n", h.Name)
-		for _, line := range strings.Split(perr.Error(), "\n") {
+		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintf(stderr, "  - %s\n", line)
 		}
 		return ExitConfig
@@ -230,13 +213,68 @@ func Run[C any](ctx context.Context, h Helper[C], args, env []string, stdout, st
 		return ExitOK
 	}
 
-	log, _ := logging.New(stdout, common.LogFormat, common.LogLevel, h.Name)
-	return serve(ctx, h, &cfg, common, info, log, stdout, sigs)
+	log, _ := logging.New(stdout, pc.common.LogFormat, pc.common.LogLevel, h.Name)
+	return serve(ctx, h, pc, info, log, stdout, sigs)
 }
 
-func serve[C any](ctx context.Context, h Helper[C], cfg *C, common Common, info version.Info, log *slog.Logger, stdout io.Writer, sigs <-chan os.Signal) int {
+// parsed is a parsed and validated command line.
+type parsed[C any] struct {
+	common Common
+	cfg    C
+	loader *config.Loader
+}
+
+// parse reads args (without the subcommand) and env the way Run does: the
+// lifecycle flags every helper shares, the helper's own, the --config file;
+// then validates both. The error lists every problem.
+func parse[C any](h Helper[C], args, env []string) (*parsed[C], error) {
+	pc := &parsed[C]{loader: config.NewLoader(h.Name)}
+	l := pc.loader
+	pc.common.bind(l, h.AdminAddr, h.DrainDelay)
+	if h.Bind != nil {
+		h.Bind(l, &pc.cfg)
+	}
+	rest, err := l.Parse(args, env)
+	if errors.Is(err, flag.ErrHelp) {
+		return pc, err
+	}
+	var problems config.Problems
+	if err != nil {
+		problems = append(problems, err)
+	}
+	if len(rest) > 0 {
+		problems.Addf("unexpected arguments: %q", rest)
+	}
+	pc.common.validate(&problems)
+	if h.Validate != nil && err == nil {
+		if verr := h.Validate(l, &pc.cfg); verr != nil {
+			problems = append(problems, verr)
+		}
+	}
+	return pc, problems.Err()
+}
+
+// ParseConfig parses and validates a helper's configuration exactly as Run
+// does at start (flags > env > the --config file > defaults) and returns it
+// with the path of the --config file ("" when none). A helper that reloads
+// its file on change calls it again with the process's args and env (a
+// leading "run" or "validate" is skipped).
+func ParseConfig[C any](h Helper[C], args, env []string) (*C, string, error) {
+	if len(args) > 0 && (args[0] == "run" || args[0] == "validate") {
+		args = args[1:]
+	}
+	pc, err := parse(h, args, env)
+	if err != nil {
+		return nil, pc.loader.ConfigFile(), err
+	}
+	return &pc.cfg, pc.loader.ConfigFile(), nil
+}
+
+func serve[C any](ctx context.Context, h Helper[C], pc *parsed[C], info version.Info, log *slog.Logger, stdout io.Writer, sigs <-chan os.Signal) int {
+	cfg, common := &pc.cfg, pc.common
 	rt := NewRuntime(h.Name, log)
 	rt.Common = common
+	rt.ConfigPath = pc.loader.ConfigFile()
 	rt.Stdout = stdout
 	rt.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	prefix := "sidecarkit_" + strings.ReplaceAll(h.Name, "-", "_") + "_"

@@ -358,3 +358,21 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not reached in 10s")
 }
+
+func TestParseConfigMatchesRun(t *testing.T) {
+	h := echoHelper(t, make(chan string, 1))
+	file := t.TempDir() + "/echo.yaml"
+	os.WriteFile(file, []byte("delay: 3s\ndrain-delay: 1s\n"), 0o600)
+	c, path, err := ParseConfig(h, []string{"run", "--config", file, "--ready=false"}, []string{"ECHO_LISTEN=127.0.0.1:9"})
+	if err != nil || path != file || c.Delay != 3*time.Second || c.Ready || c.Listen != "127.0.0.1:9" {
+		t.Fatalf("ParseConfig: %+v %q %v", c, path, err)
+	}
+	os.WriteFile(file, []byte("delay: 2h\nbogus: 1\n"), 0o600)
+	_, _, err = ParseConfig(h, []string{"--config", file}, nil)
+	if err == nil || !strings.Contains(err.Error(), `"bogus": unknown key`) {
+		t.Fatalf("bad file: %v", err)
+	}
+	if _, _, err := ParseConfig(h, []string{"run", "stray"}, nil); err == nil || !strings.Contains(err.Error(), "unexpected arguments") {
+		t.Fatalf("stray positional: %v", err)
+	}
+}

@@ -144,6 +144,9 @@ func (l *Loader) Source(name string) string {
 	return "default"
 }
 
+// ConfigFile returns the YAML file named by --config (or its env var), "" if none.
+func (l *Loader) ConfigFile() string { return l.opts[l.configKey].value.String() }
+
 // IsSet reports whether option name was given by flag, env or file.
 func (l *Loader) IsSet(name string) bool { _, ok := l.source[name]; return ok }
 
