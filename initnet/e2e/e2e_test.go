@@ -369,21 +369,23 @@ func capture(t *testing.T, bins binaries, v variant) {
 
 	proxy, logs := startProxy(t, p, bins.proxy)
 
-	for _, fam := range []struct{ name, pod, out, excluded, podX, outX string }{
-		{"v4", podV4, outV4, excludedV4, podX4, outX4},
-		{"v6", "[" + podV6 + "]", "[" + outV6 + "]", "[" + excludedV6 + "]", "[" + podX6 + "]", "[" + outX6 + "]"},
+	// The proxy dials the app from 127.0.0.6, or over IPv6 from [::6] when
+	// that address is on lo, else from [::1].
+	for _, fam := range []struct{ name, pod, out, excluded, podX, outX, viaProxy string }{
+		{"v4", podV4, outV4, excludedV4, podX4, outX4, "127.0.0.6:"},
+		{"v6", "[" + podV6 + "]", "[" + outV6 + "]", "[" + excludedV6 + "]", "[" + podX6 + "]", "[" + outX6 + "]", "[::1]:"},
 	} {
 		tag := "/" + backend + "-" + fam.name
 		// Inbound: outside client → pod:8080 passes the inbound listener
 		// and reaches the app from 127.0.0.6.
 		s := get(t, outside, fmt.Sprintf("http://%s:%d%s-in", fam.pod, appPort, tag))
 		t.Logf("%s inbound: the app saw %+v", fam.name, s)
-		if !strings.HasPrefix(s.Remote, "127.0.0.6:") || !strings.Contains(s.Via, "sidecarkit") {
-			t.Errorf("%s inbound: the app saw %+v, want it from 127.0.0.6 via the proxy", fam.name, s)
+		if !strings.HasPrefix(s.Remote, fam.viaProxy) || !strings.Contains(s.Via, "sidecarkit") {
+			t.Errorf("%s inbound: the app saw %+v, want it from %s via the proxy", fam.name, s, fam.viaProxy)
 		}
 		// The excluded (probe) port reaches the app directly.
 		s = get(t, outside, fmt.Sprintf("http://%s:%d%s-probe", fam.pod, appProbePort, tag))
-		if strings.HasPrefix(s.Remote, "127.0.0.6:") || s.Via != "" {
+		if strings.HasPrefix(s.Remote, fam.viaProxy) || s.Via != "" {
 			t.Errorf("%s excluded inbound port: the app saw %+v, want it straight from the client", fam.name, s)
 		}
 		// Outbound: app → outside server passes the outbound listener.
@@ -400,7 +402,7 @@ func capture(t *testing.T, bins binaries, v variant) {
 			t.Errorf("%s excluded outbound port went through the proxy: %+v", fam.name, s)
 		}
 		// Traffic over the excluded interface bypasses the proxy both ways.
-		if s = get(t, outside, fmt.Sprintf("http://%s:%d%s-ifin", fam.podX, appPort, tag)); s.Via != "" || strings.HasPrefix(s.Remote, "127.0.0.6:") {
+		if s = get(t, outside, fmt.Sprintf("http://%s:%d%s-ifin", fam.podX, appPort, tag)); s.Via != "" || strings.HasPrefix(s.Remote, fam.viaProxy) {
 			t.Errorf("%s inbound over the excluded interface went through the proxy: %+v", fam.name, s)
 		}
 		if s = get(t, app, fmt.Sprintf("http://%s:%d%s-ifout", fam.outX, outPort, tag)); s.Via != "" {
@@ -410,11 +412,11 @@ func capture(t *testing.T, bins binaries, v variant) {
 		// listener (and on to the app from 127.0.0.6), not out of the pod.
 		out, code := p.exec("setpriv", fmt.Sprintf("--reuid=%d", proxyUID), fmt.Sprintf("--regid=%d", proxyUID), "--clear-groups",
 			"curl", "-sS", "--max-time", "10", fmt.Sprintf("http://%s:%d%s-proxyself", fam.pod, appPort, tag))
-		if code != 0 || json.Unmarshal([]byte(out), &s) != nil || !strings.HasPrefix(s.Remote, "127.0.0.6:") {
+		if code != 0 || json.Unmarshal([]byte(out), &s) != nil || !strings.HasPrefix(s.Remote, fam.viaProxy) {
 			t.Errorf("%s proxy UID → own pod IP: exit %d %s, want it via the inbound listener", fam.name, code, out)
 		}
 		// The app calling its own pod IP is not captured.
-		if s = get(t, app, fmt.Sprintf("http://%s:%d%s-self", fam.pod, appPort, tag)); s.Via != "" || strings.HasPrefix(s.Remote, "127.0.0.6:") {
+		if s = get(t, app, fmt.Sprintf("http://%s:%d%s-self", fam.pod, appPort, tag)); s.Via != "" || strings.HasPrefix(s.Remote, fam.viaProxy) {
 			t.Errorf("%s app → own pod IP went through the proxy: %+v", fam.name, s)
 		}
 	}
