@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sidecarkit/sidecarkit/initnet/iptables"
+	"github.com/sidecarkit/sidecarkit/initnet/lo6"
 	"github.com/sidecarkit/sidecarkit/initnet/nft"
 	"github.com/sidecarkit/sidecarkit/initnet/probe"
 	"github.com/sidecarkit/sidecarkit/initnet/rules"
@@ -175,10 +176,27 @@ func Run(ctx context.Context, log *slog.Logger, c *Config, o rules.Options, stdo
 	case c.DryRun:
 		return dryRun(c.Backend, ib, o, sets, stdout)
 	case c.Cleanup:
-		return cleanup(log, c.Backend, nb, ib)
+		if err := cleanup(log, c.Backend, nb, ib); err != nil {
+			return err
+		}
+		if removed, err := lo6.Remove(); err != nil {
+			log.Warn("could not remove ::6 from lo", "err", err)
+		} else if removed {
+			log.Info("removed ::6/128 from lo")
+		}
+		return nil
 	}
 	if err := apply(log, c.Backend, nb, ib, o, sets); err != nil {
 		return err
+	}
+	if o.IPv6 {
+		// The proxy dials the app over IPv6 from ::6 when it is on lo; without
+		// it the kernel picks ::1, which works too, so a failure only warns.
+		if added, err := lo6.Ensure(); err != nil {
+			log.Warn("could not add ::6 to lo; the proxy will dial the app from ::1", "err", err)
+		} else if added {
+			log.Info("added ::6/128 to lo (the proxy's IPv6 source towards the app)")
+		}
 	}
 	if c.Validate {
 		return validate(ctx, log, c, o)
@@ -201,6 +219,9 @@ func dryRun(name string, ib backend, o rules.Options, sets []rules.RuleSet, stdo
 		return nil
 	}
 	fmt.Fprintf(stdout, "# sidecarkit initnet: nftables ruleset (families %s)\n", familyNames(o))
+	if o.IPv6 {
+		fmt.Fprintln(stdout, "# (and ::6/128 on lo, the proxy's IPv6 source towards the app)")
+	}
 	fmt.Fprint(stdout, rules.RenderNft(sets, true))
 	return nil
 }

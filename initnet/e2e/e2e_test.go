@@ -289,6 +289,11 @@ type variant struct {
 func (p *pod) snapshot() string {
 	var b strings.Builder
 	b.WriteString(p.ruleset())
+	out, code := p.exec("ip", "-6", "addr", "show", "dev", "lo")
+	if code != 0 {
+		p.t.Fatalf("ip addr: %s", out)
+	}
+	b.WriteString(out)
 	for _, tool := range []string{"iptables-legacy-save", "ip6tables-legacy-save"} {
 		out, code := p.exec(tool, "-t", "nat")
 		if code != 0 {
@@ -369,11 +374,11 @@ func capture(t *testing.T, bins binaries, v variant) {
 
 	proxy, logs := startProxy(t, p, bins.proxy)
 
-	// The proxy dials the app from 127.0.0.6, or over IPv6 from [::6] when
-	// that address is on lo, else from [::1].
+	// The proxy dials the app from 127.0.0.6, or over IPv6 from ::6, which
+	// initnet put on lo.
 	for _, fam := range []struct{ name, pod, out, excluded, podX, outX, viaProxy string }{
 		{"v4", podV4, outV4, excludedV4, podX4, outX4, "127.0.0.6:"},
-		{"v6", "[" + podV6 + "]", "[" + outV6 + "]", "[" + excludedV6 + "]", "[" + podX6 + "]", "[" + outX6 + "]", "[::1]:"},
+		{"v6", "[" + podV6 + "]", "[" + outV6 + "]", "[" + excludedV6 + "]", "[" + podX6 + "]", "[" + outX6 + "]", "[::6]:"},
 	} {
 		tag := "/" + backend + "-" + fam.name
 		// Inbound: outside client → pod:8080 passes the inbound listener
