@@ -11,6 +11,10 @@ import (
 
 	"github.com/sidecarkit/sidecarkit/adapter/parse"
 	"github.com/sidecarkit/sidecarkit/shared/config"
+
+	// --timezone must resolve IANA names in the FROM-scratch image, which
+	// has no /usr/share/zoneinfo: embed Go's copy (~450 KB).
+	_ "time/tzdata"
 )
 
 // Config is the adapter's whole configuration.
