@@ -7,9 +7,10 @@
 package probe
 
 import (
+	"github.com/sidecarkit/sidecarkit/shared/origdst"
+
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -23,49 +24,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// OriginalDst returns the destination a redirected TCP connection was sent
-// to before the nat rules rewrote it (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST).
-func OriginalDst(c *net.TCPConn) (netip.AddrPort, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	var ap netip.AddrPort
-	var serr error
-	is6 := false
-	if la, ok := c.LocalAddr().(*net.TCPAddr); ok && la.IP.To4() == nil {
-		is6 = true
-	}
-	err = rc.Control(func(fd uintptr) {
-		if !is6 {
-			// struct sockaddr_in fits in the 20 bytes of an ipv6_mreq.
-			m, e := unix.GetsockoptIPv6Mreq(int(fd), unix.SOL_IP, unix.SO_ORIGINAL_DST)
-			if e != nil {
-				serr = e
-				return
-			}
-			ap = netip.AddrPortFrom(netip.AddrFrom4([4]byte(m.Multiaddr[4:8])), binary.BigEndian.Uint16(m.Multiaddr[2:4]))
-			return
-		}
-		// struct sockaddr_in6 is the head of an ip6_mtuinfo.
-		m, e := unix.GetsockoptIPv6MTUInfo(int(fd), unix.SOL_IPV6, ip6tSoOriginalDst)
-		if e != nil {
-			serr = e
-			return
-		}
-		var pb [2]byte
-		binary.NativeEndian.PutUint16(pb[:], m.Addr.Port)
-		ap = netip.AddrPortFrom(netip.AddrFrom16(m.Addr.Addr).Unmap(), binary.BigEndian.Uint16(pb[:]))
-	})
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	if serr != nil {
-		return netip.AddrPort{}, fmt.Errorf("SO_ORIGINAL_DST: %w", serr)
-	}
-	return ap, nil
-}
 
 // Config says what to prove.
 type Config struct {
@@ -110,7 +68,7 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		}
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(c.Timeout))
-		dst, derr := OriginalDst(conn.(*net.TCPConn))
+		dst, derr := origdst.Get(conn.(*net.TCPConn))
 		buf := make([]byte, len(token))
 		_, rerr := io.ReadFull(conn, buf)
 		got <- accepted{dst: dst, tok: buf, err: errors.Join(derr, rerr)}
@@ -193,7 +151,3 @@ func socketAs(uid, gid uint32, v6 bool) (int, error) {
 	}
 	return fd, nil
 }
-
-// ip6tSoOriginalDst is IP6T_SO_ORIGINAL_DST (linux/netfilter_ipv6/ip6_tables.h),
-// which x/sys/unix does not name.
-const ip6tSoOriginalDst = 80

@@ -6,18 +6,17 @@
 package listener
 
 import (
+	"github.com/sidecarkit/sidecarkit/shared/origdst"
+
 	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/sidecarkit/sidecarkit/proxy/sniff"
 )
@@ -142,7 +141,7 @@ func Accept(ln net.Listener, o Options, handle func(*Conn)) error {
 
 func prepare(c *Conn, o Options) {
 	if o.Transparent {
-		if dst, err := OriginalDst(c.TCP); err == nil {
+		if dst, err := origdst.Get(c.TCP); err == nil {
 			if local, ok := c.LocalAddr().(*net.TCPAddr); !ok || local.AddrPort() != dst {
 				c.OrigDst = dst
 			}
@@ -215,45 +214,6 @@ func readHello(c *Conn, timeout time.Duration) {
 			return
 		}
 	}
-}
-
-// OriginalDst returns the destination a connection had before iptables
-// REDIRECT/TPROXY rewrote it (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST).
-func OriginalDst(c *net.TCPConn) (netip.AddrPort, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	var ap netip.AddrPort
-	var serr error
-	is6 := false
-	if la, ok := c.LocalAddr().(*net.TCPAddr); ok && la.IP.To4() == nil {
-		is6 = true
-	}
-	err = rc.Control(func(fd uintptr) {
-		if !is6 {
-			m, e := unix.GetsockoptIPv6Mreq(int(fd), unix.SOL_IP, unix.SO_ORIGINAL_DST)
-			if e != nil {
-				serr = os.NewSyscallError("getsockopt SO_ORIGINAL_DST", e)
-				return
-			}
-			// struct sockaddr_in: family(2) port(2, big endian) addr(4)
-			port := uint16(m.Multiaddr[2])<<8 | uint16(m.Multiaddr[3])
-			ap = netip.AddrPortFrom(netip.AddrFrom4([4]byte(m.Multiaddr[4:8])), port)
-			return
-		}
-		mi, e := unix.GetsockoptIPv6MTUInfo(int(fd), unix.SOL_IPV6, ip6tSOOriginalDst)
-		if e != nil {
-			serr = os.NewSyscallError("getsockopt IP6T_SO_ORIGINAL_DST", e)
-			return
-		}
-		port := mi.Addr.Port>>8 | mi.Addr.Port<<8 // network to host order
-		ap = netip.AddrPortFrom(netip.AddrFrom16(mi.Addr.Addr).Unmap(), port)
-	})
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	return ap, serr
 }
 
 // ChanListener is a net.Listener whose connections are pushed by Push; an
@@ -346,9 +306,6 @@ func closeWrite(c net.Conn) {
 	}
 	c.Close()
 }
-
-// ip6tSOOriginalDst is IP6T_SO_ORIGINAL_DST from linux/netfilter_ipv6/ip6_tables.h.
-const ip6tSOOriginalDst = 80
 
 // ErrHeadTooLarge is returned by ReadHead when no complete head fits in max bytes.
 var ErrHeadTooLarge = errors.New("request head too large")
