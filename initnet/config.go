@@ -1,6 +1,8 @@
 package initnet
 
 import (
+	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -11,58 +13,126 @@ import (
 
 // Config is initnet's whole configuration.
 type Config struct {
-	Raw       rules.Raw
-	IPv6      string // auto, true, false
-	Backend   string // auto, nftables, iptables
-	Restore4  string // iptables-restore binary (its -save sibling is derived)
-	Restore6  string
-	DryRun    bool
-	Cleanup   bool
-	Validate  bool
-	ProbePort int
-	ProbeWait time.Duration
-	LogFormat string
-	LogLevel  string
+	Raw                             rules.Raw
+	Istio                           bool   // `initnet istio-iptables …`: istio-iptables' defaults and environment
+	IPv6                            string // auto, true, false
+	DualStack                       bool
+	Backend                         string // auto, nftables, iptables
+	Native                          bool   // --native-nftables
+	ForceBin                        string // --force-iptables-binary: legacy or nft
+	Restore4                        string // iptables-restore binary (its -save sibling is derived)
+	Restore6                        string
+	ResolvConf                      string
+	NetNS                           string
+	DryRun                          bool
+	Cleanup                         bool
+	Validate                        bool
+	Reconcile                       bool
+	ForceApply                      bool
+	SkipApply                       bool
+	TProxyMark                      string
+	TProxyRT                        string
+	ProbePort                       int
+	ProbeWait                       time.Duration
+	LogFormat                       string
+	LogLevel                        string
+	EnvoyUser                       string // istio mode: the user whose UID is the default --proxy-uid
+	OwnerGroups, OwnerGroupsExclude string
+}
+
+// istioEnv is the environment variables istio-iptables reads for each
+// flag (its flag name upper-cased, plus its extra names, the later ones
+// winning there and listed first here), honoured under `initnet
+// istio-iptables`.
+var istioEnv = map[string][]string{
+	"inbound-capture-port": {"INBOUND_CAPTURE_PORT"}, "inbound-tunnel-port": {"INBOUND_TUNNEL_PORT"},
+	"proxy-uid": {"PROXY_UID"}, "proxy-gid": {"PROXY_GID"},
+	"istio-inbound-interception-mode": {"ISTIO_INBOUND_INTERCEPTION_MODE"},
+	"istio-inbound-ports":             {"ISTIO_INBOUND_PORTS"}, "istio-local-exclude-ports": {"ISTIO_LOCAL_EXCLUDE_PORTS"},
+	"istio-exclude-interfaces": {"ISTIO_EXCLUDE_INTERFACES"}, "istio-service-cidr": {"ISTIO_SERVICE_CIDR"},
+	"istio-service-exclude-cidr": {"ISTIO_SERVICE_EXCLUDE_CIDR"}, "istio-outbound-ports": {"ISTIO_OUTBOUND_PORTS"},
+	"istio-local-outbound-ports-exclude": {"ISTIO_LOCAL_OUTBOUND_PORTS_EXCLUDE"},
+	"kube-virt-interfaces":               {"KUBE_VIRT_INTERFACES"},
+	"istio-inbound-tproxy-mark":          {"ISTIO_INBOUND_TPROXY_MARK"}, "istio-inbound-tproxy-route-table": {"ISTIO_INBOUND_TPROXY_ROUTE_TABLE"},
+	"dry-run": {"DRY_RUN"}, "iptables-probe-port": {"IPTABLES_PROBE_PORT"}, "probe-timeout": {"PROBE_TIMEOUT"},
+	"skip-rule-apply": {"SKIP_RULE_APPLY"}, "validate": {"RUN_VALIDATION"},
+	"redirect-dns": {"ISTIO_META_DNS_CAPTURE", "REDIRECT_DNS"}, "drop-invalid": {"INVALID_DROP", "DROP_INVALID"},
+	"dual-stack": {"ISTIO_DUAL_STACK", "DUAL_STACK"}, "capture-all-dns": {"CAPTURE_ALL_DNS"},
+	"network-namespace": {"NETWORK_NAMESPACE"}, "reconcile": {"RECONCILE"}, "cleanup": {"CLEANUP_ONLY"},
+	"force-apply": {"FORCE_APPLY"}, "native-nftables": {"NATIVE_NFTABLES"}, "force-iptables-binary": {"FORCE_IPTABLES_BINARY"},
+	"outbound-ipv4-loopback-cidr": {"ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR"}, "envoy-user": {"ENVOY_USER"},
+	"outbound-owner-groups": {"ISTIO_OUTBOUND_OWNER_GROUPS"}, "outbound-owner-groups-exclude": {"ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE"},
 }
 
 // Bind registers every option on l. Names follow istio-iptables; the short
-// aliases (-p, -z, -u, -g, -m, -b, -d, -i, -x, -q, -o, -c) are expanded by
-// ExpandAliases before parsing.
+// aliases (-p, -z, -e, -u, -g, -m, -b, -d, -i, -x, -q, -o, -c, -k, -t, -r,
+// -n) are expanded by ExpandAliases before parsing. c.Istio selects
+// istio-iptables' defaults (capture nothing unless asked) and environment.
 func (c *Config) Bind(l *config.Loader) {
 	r := &c.Raw
 	k := rules.DefaultKeys()
+	// Bare initnet captures everything and keeps the proxy's admin/metrics
+	// ports out; istio-iptables captures only what it is told to.
+	inbound, cidrs, proxyPorts, uid, gid := []string{"*"}, []string{"*"}, []string{"15000", "15090"}, "1337", "1337"
+	if c.Istio {
+		inbound, cidrs, proxyPorts, uid, gid = nil, nil, nil, "", ""
+	}
 	l.Int(&r.OutboundPort, k.OutboundPort, 15001, "the proxy's outbound port: the app's outbound TCP is redirected here (-p)")
 	l.Int(&r.InboundPort, k.InboundPort, 15006, "the proxy's inbound port: captured inbound TCP is redirected here (-z)")
-	l.String(&r.ProxyUID, k.ProxyUID, "1337", "UID of the proxy: its traffic is never captured (-u)")
-	l.String(&r.ProxyGID, k.ProxyGID, "1337", "GID of the proxy: its traffic is never captured; empty: no GID rule (-g)")
+	l.Int(&r.TunnelPort, k.TunnelPort, 15008, "the proxy's tunnel (HBONE) port: never captured (-e)")
+	l.String(&r.ProxyUID, k.ProxyUID, uid, "UIDs of the proxy, comma-separated: their traffic is never captured (-u); istio-iptables mode: default the UID of $ENVOY_USER, else 1337")
+	l.String(&r.ProxyGID, k.ProxyGID, gid, "GIDs of the proxy, comma-separated: their traffic is never captured; empty: no GID rule (-g); istio-iptables mode: default --proxy-uid")
 	l.String(&r.InterceptionMode, k.InterceptionMode, "REDIRECT", "inbound interception mode; only REDIRECT is supported (-m)")
-	l.Strings(&r.InboundPorts, k.InboundPorts, []string{"*"}, `inbound ports to capture, "*" for all, empty for none (-b)`)
-	l.Strings(&r.InboundExclude, k.InboundExclude, nil, "inbound ports never captured when capturing all, e.g. the app's probe port (-d)")
-	l.Strings(&r.ProxyPorts, k.ProxyPorts, []string{"15000", "15090"}, "the proxy's admin and metrics ports: never captured inbound")
-	l.Strings(&r.OutboundCIDRs, k.OutboundCIDRs, []string{"*"}, `outbound destination CIDRs to capture, "*" for all (-i)`)
+	l.String(&c.TProxyMark, "istio-inbound-tproxy-mark", "1337", "TPROXY mark (-t); TPROXY is not supported")
+	l.String(&c.TProxyRT, "istio-inbound-tproxy-route-table", "133", "TPROXY route table (-r); TPROXY is not supported")
+	l.Strings(&r.InboundPorts, k.InboundPorts, inbound, `inbound ports to capture, "*" for all, empty for none (-b)`)
+	l.Strings(&r.InboundExclude, k.InboundExclude, nil, `inbound ports never captured, with -b "*" only (as istio-iptables), e.g. the app's probe port (-d)`)
+	l.Strings(&r.ProxyPorts, k.ProxyPorts, proxyPorts, `the proxy's admin and metrics ports: never captured inbound with -b "*" (istio-iptables mode: none)`)
+	l.Strings(&r.OutboundCIDRs, k.OutboundCIDRs, cidrs, `outbound destination CIDRs to capture, "*" for all, empty for none (-i)`)
 	l.Strings(&r.OutboundExclude, k.OutboundExclude, nil, "outbound destination CIDRs never captured (-x)")
 	l.Strings(&r.OutboundPorts, k.OutboundPorts, nil, "outbound ports always captured, whatever the destination (-q)")
-	l.Strings(&r.OutboundExcludePort, k.OutboundExcludePort, nil, "outbound ports never captured (-o)")
+	l.Strings(&r.OutboundExcludePort, k.OutboundExcludePort, nil, "outbound ports never captured, TCP and UDP (-o)")
 	l.Strings(&r.ExcludeInterfaces, k.ExcludeInterfaces, nil, "interfaces whose traffic is never captured (-c)")
+	l.Strings(&r.KubeVirtInterfaces, k.KubeVirtInterfaces, nil, "virtual interfaces whose inbound traffic (from a VM) is captured as outbound (-k)")
+	l.String(&r.LoopbackCIDR, "outbound-ipv4-loopback-cidr", "127.0.0.1/32", "the IPv4 loopback range the app reaches directly (ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR)")
 	l.Bool(&r.IPv4, "ipv4", true, "install IPv4 rules")
-	l.String(&c.IPv6, "ipv6", "auto", "install IPv6 rules: true, false or auto (when IPv6 is enabled in the namespace)")
-	l.Bool(&r.DNS, "redirect-dns", false, "capture the app's DNS (UDP and TCP port 53) to --dns-port")
+	l.String(&c.IPv6, "ipv6", "auto", "install IPv6 rules: true, false or auto (bare: when IPv6 is enabled in the namespace; istio-iptables mode: when the pod's first address is IPv6, or any is with --dual-stack)")
+	l.Bool(&c.DualStack, "dual-stack", false, "istio-iptables' --dual-stack: with --ipv6=auto, IPv6 rules when the pod has any IPv6 address")
+	l.Bool(&r.DNS, "redirect-dns", false, "capture the app's DNS (UDP and TCP port 53) to --dns-port: to resolv.conf's nameservers, or all with --capture-all-dns")
+	l.Bool(&r.CaptureAllDNS, "capture-all-dns", false, "with --redirect-dns, capture DNS to any server, not only resolv.conf's nameservers")
+	l.String(&c.ResolvConf, "resolv-conf", "/etc/resolv.conf", "where --redirect-dns reads the nameservers to capture")
 	l.Int(&r.DNSPort, k.DNSPort, 15053, "the DNS proxy's port, with --redirect-dns")
+	l.Bool(&r.DropInvalid, "drop-invalid", false, "drop packets conntrack sees as INVALID (mangle PREROUTING) instead of letting them reach the app")
 	l.String(&c.Backend, "backend", "auto", "nftables (netlink, no binaries needed), iptables (iptables-restore) or auto")
+	l.Bool(&c.Native, "native-nftables", false, "istio-iptables' --native-nftables: --backend nftables")
+	l.String(&c.ForceBin, "force-iptables-binary", "", "istio-iptables' --force-iptables-binary: legacy or nft (--backend iptables with iptables-legacy-restore or iptables-nft-restore)")
 	l.String(&c.Restore4, "iptables-restore", "iptables-restore", "iptables-restore binary for the iptables backend (e.g. iptables-legacy-restore); its -save sibling is used to read")
 	l.String(&c.Restore6, "ip6tables-restore", "ip6tables-restore", "ip6tables-restore binary for the iptables backend")
-	l.Bool(&c.DryRun, "dry-run", false, "print the rules that would be installed and change nothing (no privileges needed)")
-	l.Bool(&c.Cleanup, "cleanup", false, "remove everything initnet installed, and nothing else")
+	l.String(&c.NetNS, "network-namespace", "", "apply in this network namespace (a path such as /var/run/netns/pod or /proc/PID/ns/net) instead of initnet's own")
+	l.Bool(&c.DryRun, "dry-run", false, "print the rules that would be installed and change nothing (no privileges needed) (-n)")
+	l.Bool(&c.Cleanup, "cleanup", false, "remove everything initnet installed, and nothing else (--cleanup-only)")
 	l.Bool(&c.Validate, "validate", false, "after installing, prove the redirect works: a probe connection must land on a validation listener on the inbound port (--run-validation)")
+	l.Bool(&c.Reconcile, "reconcile", false, "accepted for istio-iptables: initnet always replaces its own drifted rules")
+	l.Bool(&c.ForceApply, "force-apply", false, "accepted for istio-iptables: initnet always applies")
+	l.Bool(&c.SkipApply, "skip-rule-apply", false, "install nothing (with --validate: only validate)")
 	l.Int(&c.ProbePort, "iptables-probe-port", 15002, "port the validation probe connects to (on 127.0.0.6)")
 	l.Duration(&c.ProbeWait, "probe-timeout", 5*time.Second, "how long the validation probe waits")
 	l.String(&c.LogFormat, "log-format", "json", "log format: json or text")
 	l.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	l.String(&c.EnvoyUser, "envoy-user", "istio-proxy", "istio-iptables mode: the user whose UID is the default --proxy-uid (ENVOY_USER)")
+	l.String(&c.OwnerGroups, "outbound-owner-groups", "*", "ISTIO_OUTBOUND_OWNER_GROUPS: only * is supported")
+	l.String(&c.OwnerGroupsExclude, "outbound-owner-groups-exclude", "", "ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE: not supported")
+	if c.Istio {
+		for name, envs := range istioEnv {
+			l.Env(name, envs...)
+		}
+	}
 }
 
-// Check validates c and returns the rule options and every problem. ipv6
-// resolves --ipv6=auto (the caller probes the namespace).
-func (c *Config) Check(ipv6 func() bool) (rules.Options, config.Problems) {
+// Check validates c and returns the rule options, every problem, and notes
+// for the log. ipv6 resolves --ipv6=auto (the caller probes the namespace);
+// nameservers reads --resolv-conf.
+func (c *Config) Check(ipv6 func() bool) (rules.Options, config.Problems, []string) {
 	var ps config.Problems
 	raw := c.Raw
 	switch strings.ToLower(strings.TrimSpace(c.IPv6)) {
@@ -75,9 +145,42 @@ func (c *Config) Check(ipv6 func() bool) (rules.Options, config.Problems) {
 		}
 		raw.IPv6 = b
 	}
-	o, rps := raw.Options(rules.DefaultKeys())
+	if c.Istio {
+		raw.AllowRootUID = true // istio-iptables accepts -u 0
+		if strings.TrimSpace(raw.ProxyUID) == "" {
+			raw.ProxyUID = "1337"
+			if u, err := user.Lookup(c.EnvoyUser); err == nil {
+				raw.ProxyUID = u.Uid
+			}
+		}
+		if strings.TrimSpace(raw.ProxyGID) == "" {
+			raw.ProxyGID = raw.ProxyUID
+		}
+	}
+	if raw.DNS && !raw.CaptureAllDNS {
+		servers, err := Nameservers(c.ResolvConf)
+		if err != nil {
+			ps.Add("resolv-conf", c.ResolvConf, "%v (needed by --redirect-dns without --capture-all-dns)", err)
+		}
+		raw.DNSServers = servers
+	}
+	o, rps, notes := raw.OptionsNotes(rules.DefaultKeys())
 	for _, p := range rps {
 		ps = append(ps, p)
+	}
+	if c.Native && c.ForceBin != "" {
+		ps.Add("native-nftables", true, "and force-iptables-binary %q contradict each other: pick one", c.ForceBin)
+	}
+	switch c.ForceBin {
+	case "":
+	case "legacy", "nft":
+		c.Backend = "iptables"
+		c.Restore4, c.Restore6 = "iptables-"+c.ForceBin+"-restore", "ip6tables-"+c.ForceBin+"-restore"
+	default:
+		ps.Add("force-iptables-binary", c.ForceBin, "want legacy or nft")
+	}
+	if c.Native {
+		c.Backend = "nftables"
 	}
 	switch c.Backend {
 	case "auto", "nftables", "iptables":
@@ -88,6 +191,9 @@ func (c *Config) Check(ipv6 func() bool) (rules.Options, config.Problems) {
 		if !strings.Contains(b.v, "restore") {
 			ps.Add(b.k, b.v, "want an *-restore binary (its *-save sibling is derived from the name)")
 		}
+	}
+	if strings.TrimSpace(c.OwnerGroups) != "*" || strings.TrimSpace(c.OwnerGroupsExclude) != "" {
+		ps.Add("ISTIO_OUTBOUND_OWNER_GROUPS", c.OwnerGroups+"/"+c.OwnerGroupsExclude, "capture by owner group is not supported by initnet (want * and no exclusions)")
 	}
 	modes := 0
 	for _, m := range []bool{c.DryRun, c.Cleanup, c.Validate} {
@@ -125,7 +231,23 @@ func (c *Config) Check(ipv6 func() bool) (rules.Options, config.Problems) {
 	default:
 		ps.Add("log-level", c.LogLevel, "want debug, info, warn or error")
 	}
-	return o, ps
+	return o, ps, notes
+}
+
+// Nameservers returns the nameserver addresses of a resolv.conf file.
+func Nameservers(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "nameserver" {
+			out = append(out, f[1])
+		}
+	}
+	return out, nil
 }
 
 // save derives the *-save binary from a *-restore one.
@@ -139,6 +261,8 @@ func alias(name string) (string, bool) {
 		"m": "istio-inbound-interception-mode", "b": "istio-inbound-ports", "d": "istio-local-exclude-ports",
 		"i": "istio-service-cidr", "x": "istio-service-exclude-cidr", "q": "istio-outbound-ports",
 		"o": "istio-local-outbound-ports-exclude", "c": "istio-exclude-interfaces",
+		"e": "inbound-tunnel-port", "k": "kube-virt-interfaces", "t": "istio-inbound-tproxy-mark",
+		"r": "istio-inbound-tproxy-route-table", "n": "dry-run", "cleanup-only": "cleanup",
 		"run-validation": "validate", "outbound-port": "envoy-port", "inbound-port": "inbound-capture-port",
 	}[name]
 	return long, ok

@@ -7,10 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sidecarkit/sidecarkit/initnet/iptables"
 	"github.com/sidecarkit/sidecarkit/initnet/lo6"
@@ -33,8 +38,68 @@ const (
 type Env struct {
 	Args, Environ  []string
 	Stdout, Stderr io.Writer
-	// IPv6Enabled resolves --ipv6=auto; nil reads /proc/sys/net/ipv6.
+	// IPv6Enabled resolves --ipv6=auto; nil reads /proc/sys/net/ipv6 (or,
+	// in istio-iptables mode, the pod's addresses).
 	IPv6Enabled func() bool
+	// Reexec enters a network namespace and runs initnet again there with
+	// the same arguments (--network-namespace); nil in in-process runs.
+	Reexec func(netns string, stderr io.Writer) int
+}
+
+// netnsEntered is set in the environment of the re-executed initnet, so
+// it does not enter the namespace again.
+const netnsEntered = "INITNET_INTERNAL_NETNS_ENTERED"
+
+// ReexecIn enters the network namespace at path on this (locked) thread
+// and replaces the process with initnet (args as given) running there:
+// execve keeps the calling thread's namespaces. It returns only on error.
+func ReexecIn(args, environ []string) func(string, io.Writer) int {
+	return func(path string, stderr io.Writer) int {
+		runtime.LockOSThread()
+		f, err := os.Open(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "initnet: network-namespace %q: %v\n", path, err)
+			return ExitRuntime
+		}
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			fmt.Fprintf(stderr, "initnet: network-namespace %q: enter: %v\n", path, err)
+			return ExitRuntime
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			exe = "/proc/self/exe"
+		}
+		err = syscall.Exec("/proc/self/exe", append([]string{exe}, args...), append(environ, netnsEntered+"="+path))
+		fmt.Fprintf(stderr, "initnet: network-namespace %q: re-execute: %v\n", path, err)
+		return ExitRuntime
+	}
+}
+
+// PodIPv6 is istio-iptables' IPv6 detection: the first address that is not
+// loopback or link-local is IPv6 (with dualStack: any such address is).
+func PodIPv6(dualStack bool) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		if ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() {
+			continue
+		}
+		if !dualStack || ip.Is6() {
+			return ip.Is6()
+		}
+	}
+	return false
 }
 
 // Main runs initnet once and returns the exit code: the subcommands run
@@ -54,6 +119,15 @@ func Main(ctx context.Context, e Env) int {
 			sub = "version"
 		}
 	}
+	istio := false
+	if sub == "istio-iptables" {
+		// The argv of Istio's istio-init container, after the binary name:
+		// istio-iptables' defaults and environment variables.
+		sub, istio = "run", true
+		if len(args) > 0 && args[0] == "validate" {
+			sub, args = "validate", args[1:]
+		}
+	}
 	switch sub {
 	case "version":
 		fmt.Fprintln(e.Stdout, version.Get("initnet").String())
@@ -63,11 +137,11 @@ func Main(ctx context.Context, e Env) int {
 		fmt.Fprintln(e.Stderr, "initnet: wait: initnet is a one-shot init step with nothing to wait for; its exit code says whether the rules are in")
 		return ExitConfig
 	default:
-		fmt.Fprintf(e.Stderr, "initnet: unknown subcommand %q (want run, validate or version)\n", sub)
+		fmt.Fprintf(e.Stderr, "initnet: unknown subcommand %q (want run, validate, version or istio-iptables)\n", sub)
 		return ExitConfig
 	}
 
-	var c Config
+	c := Config{Istio: istio}
 	l := config.NewLoader("initnet")
 	c.Bind(l)
 	known := flagNames(l)
@@ -83,14 +157,27 @@ func Main(ctx context.Context, e Env) int {
 	if len(rest) > 0 {
 		ps.Addf("unexpected arguments: %q", rest)
 	}
+	if err == nil && c.NetNS != "" && !c.DryRun && os.Getenv(netnsEntered) != c.NetNS {
+		if e.Reexec == nil {
+			ps.Add("network-namespace", c.NetNS, "only the initnet binary can enter a namespace (not an in-process run)")
+		} else {
+			// Enter the namespace on this thread and re-execute initnet there:
+			// every socket, netlink request and iptables tool then runs in it.
+			return e.Reexec(c.NetNS, e.Stderr)
+		}
+	}
 	ipv6 := e.IPv6Enabled
 	if ipv6 == nil {
 		ipv6 = IPv6Enabled
+		if istio {
+			ipv6 = func() bool { return PodIPv6(c.DualStack) }
+		}
 	}
 	var o rules.Options
+	var notes []string
 	if err == nil {
 		var cps config.Problems
-		o, cps = c.Check(ipv6)
+		o, cps, notes = c.Check(ipv6)
 		ps = append(ps, cps...)
 	}
 	if perr := ps.Err(); perr != nil {
@@ -109,6 +196,9 @@ func Main(ctx context.Context, e Env) int {
 		logOut = e.Stderr // stdout carries the rules alone
 	}
 	log, _ := logging.New(logOut, c.LogFormat, c.LogLevel, "initnet")
+	for _, n := range notes {
+		log.Warn(n)
+	}
 	if err := Run(ctx, log, &c, o, e.Stdout); err != nil {
 		log.Error("failed", "err", err)
 		return ExitRuntime
@@ -183,6 +273,13 @@ func Run(ctx context.Context, log *slog.Logger, c *Config, o rules.Options, stdo
 			log.Warn("could not remove ::6 from lo", "err", err)
 		} else if removed {
 			log.Info("removed ::6/128 from lo")
+		}
+		return nil
+	}
+	if c.SkipApply {
+		log.Info("skip-rule-apply: nothing installed")
+		if c.Validate {
+			return validate(ctx, log, c, o)
 		}
 		return nil
 	}
@@ -288,7 +385,7 @@ func apply(log *slog.Logger, name string, nb, ib backend, o rules.Options, sets 
 		}
 	}
 	log.Info("rules installed", "backend", b.Name(), "why", why, "rules", n, "families", familyNames(o),
-		"inbound_port", o.InboundPort, "outbound_port", o.OutboundPort, "proxy_uid", o.ProxyUID,
+		"inbound_port", o.InboundPort, "outbound_port", o.OutboundPort, "proxy_uids", o.ProxyUIDs, "dns", o.DNS,
 		"took", took.Round(time.Microsecond).String())
 	return nil
 }
@@ -296,11 +393,12 @@ func apply(log *slog.Logger, name string, nb, ib backend, o rules.Options, sets 
 // validate proves the installed rules redirect (see package probe).
 func validate(ctx context.Context, log *slog.Logger, c *Config, o rules.Options) error {
 	target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.6"), uint16(c.ProbePort))
-	gid := o.ProxyUID
-	if o.ProxyGID != nil {
-		gid = *o.ProxyGID
+	uid := o.ProxyUIDs[0]
+	gid := uid
+	if len(o.ProxyGIDs) > 0 {
+		gid = o.ProxyGIDs[0]
 	}
-	res, err := probe.Run(ctx, probe.Config{ListenPort: o.InboundPort, Target: target, UID: o.ProxyUID, GID: gid, Timeout: c.ProbeWait})
+	res, err := probe.Run(ctx, probe.Config{ListenPort: o.InboundPort, Target: target, UID: uid, GID: gid, Timeout: c.ProbeWait})
 	if err != nil {
 		return fmt.Errorf("validation failed: %w", err)
 	}

@@ -37,7 +37,7 @@ func (m *memBackend) Cleanup() (bool, error) {
 }
 
 func testOptions(t *testing.T) (rules.Options, []rules.RuleSet) {
-	raw := rules.Raw{OutboundPort: 15001, InboundPort: 15006, ProxyUID: "1337", InboundPorts: []string{"*"}, OutboundCIDRs: []string{"*"}, IPv4: true}
+	raw := rules.Raw{OutboundPort: 15001, InboundPort: 15006, TunnelPort: 15008, ProxyUID: "1337", InboundPorts: []string{"*"}, OutboundCIDRs: []string{"*"}, IPv4: true}
 	o, ps := raw.Options(rules.DefaultKeys())
 	if len(ps) > 0 {
 		t.Fatal(ps)

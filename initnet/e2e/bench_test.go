@@ -19,7 +19,7 @@ type applier interface {
 //
 //	go test -run XXX -bench Apply ./e2e/
 func BenchmarkApply(b *testing.B) {
-	raw := rules.Raw{OutboundPort: 15001, InboundPort: 15006, ProxyUID: "1337", ProxyGID: "1337",
+	raw := rules.Raw{OutboundPort: 15001, InboundPort: 15006, TunnelPort: 15008, ProxyUID: "1337", ProxyGID: "1337",
 		InboundPorts: []string{"*"}, ProxyPorts: []string{"15000,15090"}, OutboundCIDRs: []string{"*"}, IPv4: true, IPv6: true}
 	o, ps := raw.Options(rules.DefaultKeys())
 	if len(ps) > 0 {

@@ -10,8 +10,11 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/google/nftables"
 
 	"github.com/sidecarkit/sidecarkit/initnet/rules"
 )
@@ -74,10 +77,12 @@ func (b Backend) run(stdin string, name string, args ...string) (string, error) 
 	return out.String(), nil
 }
 
-// Save returns the family's nat table as iptables-save prints it.
+// Save returns the family's tables as iptables-save prints them. It reads
+// every table without naming one: with iptables-legacy, naming a table
+// (-t nat) loads it into the namespace for good, which a read must not do.
 func (b Backend) Save(f rules.Family) (string, error) {
 	_, save := b.tools(f)
-	return b.run("", save, "-t", "nat")
+	return b.run("", save)
 }
 
 func (b Backend) restore(f rules.Family, input string) error {
@@ -88,9 +93,87 @@ func (b Backend) restore(f rules.Family, input string) error {
 	return nil
 }
 
-// Apply makes each family's nat table hold sets' rules in initnet's chains.
-// A family not in sets loses initnet's chains from an earlier run, when its
-// tools can read it (a host without IPv6 tables is left alone).
+// nftVariant reports whether the family's restore tool is iptables-nft
+// (its --version says "nf_tables"), whose built-in chains and tables exist
+// only once used and so are initnet's to remove again.
+func (b Backend) nftVariant(f rules.Family) bool {
+	restore, _ := b.tools(f)
+	out, err := b.run("", restore, "--version")
+	return err == nil && strings.Contains(out, "nf_tables")
+}
+
+// cleanupTables removes initnet's chains from the family's tables but skip,
+// then, for iptables-nft, the built-in chains and tables initnet's markers
+// say it created, when nothing else is left in them.
+func (b Backend) cleanupTables(f rules.Family, save string, skip ...rules.Table) (bool, error) {
+	plan, made := rules.PlanIptablesCleanup(save, skip...)
+	if plan == "" {
+		return false, nil
+	}
+	if err := b.restore(f, plan); err != nil {
+		return false, err
+	}
+	if len(made) > 0 && b.nftVariant(f) {
+		if err := removeMade(f, made); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// removeMade deletes, over nf_tables netlink, the empty built-in chains and
+// tables iptables-nft created for initnet (iptables-restore cannot delete a
+// table, and leaves built-in chains behind).
+func removeMade(f rules.Family, made []rules.Made) error {
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("iptables-nft cleanup: open netlink: %w", err)
+	}
+	fam := nftables.TableFamilyIPv4
+	if f == rules.IPv6 {
+		fam = nftables.TableFamilyIPv6
+	}
+	for _, m := range made {
+		t, err := c.ListTableOfFamily(m.Table, fam)
+		if err != nil {
+			continue // gone already
+		}
+		chains, err := c.ListChainsOfTableFamily(fam)
+		if err != nil {
+			return fmt.Errorf("iptables-nft cleanup: list chains: %w", err)
+		}
+		left := 0
+		for _, ch := range chains {
+			if ch.Table.Name != t.Name {
+				continue
+			}
+			left++
+			if !slices.Contains(m.Builtins, ch.Name) {
+				continue
+			}
+			rs, err := c.GetRules(t, ch)
+			if err != nil {
+				return fmt.Errorf("iptables-nft cleanup: list rules of %s: %w", ch.Name, err)
+			}
+			if len(rs) == 0 {
+				c.DelChain(ch)
+				left--
+			}
+		}
+		if m.Whole && left == 0 {
+			c.DelTable(t)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("iptables-nft cleanup: delete empty built-in chains: %w", err)
+	}
+	return nil
+}
+
+// Apply makes each family's tables hold sets' rules in initnet's chains.
+// Tables and families not in sets lose initnet's chains from an earlier run
+// (a family only when its tools can read it: a host without IPv6 tables is
+// left alone).
 func (b Backend) Apply(sets []rules.RuleSet) error {
 	have := map[rules.Family]bool{}
 	for _, rs := range sets {
@@ -99,7 +182,10 @@ func (b Backend) Apply(sets []rules.RuleSet) error {
 		if err != nil {
 			return err
 		}
-		if err := b.restore(rs.Family, rules.PlanIptablesApply(rs, save, false)); err != nil {
+		if err := b.restore(rs.Family, rules.PlanIptablesApplyMarked(rs, save)); err != nil {
+			return err
+		}
+		if _, err := b.cleanupTables(rs.Family, save, rules.TablesOf(rs)...); err != nil {
 			return err
 		}
 	}
@@ -108,17 +194,15 @@ func (b Backend) Apply(sets []rules.RuleSet) error {
 			continue
 		}
 		if save, err := b.Save(f); err == nil {
-			if plan := rules.PlanIptablesCleanup(save); plan != "" {
-				if err := b.restore(f, plan); err != nil {
-					return err
-				}
+			if _, err := b.cleanupTables(f, save); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
 }
 
-// Installed reports whether any family's nat table holds initnet's chains.
+// Installed reports whether any family's tables hold initnet's chains.
 func (b Backend) Installed(fams ...rules.Family) (bool, error) {
 	for _, f := range fams {
 		save, err := b.Save(f)
@@ -133,7 +217,8 @@ func (b Backend) Installed(fams ...rules.Family) (bool, error) {
 }
 
 // Cleanup removes initnet's chains and the jumps to them from each family's
-// nat table, and reports whether there was anything to remove.
+// tables (and what iptables-nft created for them), and reports whether
+// there was anything to remove.
 func (b Backend) Cleanup(fams ...rules.Family) (bool, error) {
 	removed := false
 	for _, f := range fams {
@@ -141,14 +226,11 @@ func (b Backend) Cleanup(fams ...rules.Family) (bool, error) {
 		if err != nil {
 			return removed, err
 		}
-		plan := rules.PlanIptablesCleanup(save)
-		if plan == "" {
-			continue
-		}
-		if err := b.restore(f, plan); err != nil {
+		r, err := b.cleanupTables(f, save)
+		removed = removed || r
+		if err != nil {
 			return removed, err
 		}
-		removed = true
 	}
 	return removed, nil
 }

@@ -16,7 +16,7 @@ func FuzzOptions(f *testing.F) {
 	f.Add("8080,9090-9092", "", "10.0.0.0/8", "", "", "", "", "2000", "", true, false)
 	f.Add("", "", "*", "", "", "", "", "0", "x", false, false)
 	f.Fuzz(func(t *testing.T, inPorts, inExcl, cidrs, exclCIDRs, outPorts, outExcl, ifaces, uid, gid string, dns, v6 bool) {
-		raw := rules.Raw{OutboundPort: 15001, InboundPort: 15006, DNSPort: 15053, ProxyUID: uid, ProxyGID: gid,
+		raw := rules.Raw{OutboundPort: 15001, InboundPort: 15006, TunnelPort: 15008, DNSPort: 15053, ProxyUID: uid, ProxyGID: gid,
 			InboundPorts: []string{inPorts}, InboundExclude: []string{inExcl}, ProxyPorts: []string{"15000,15090"},
 			OutboundCIDRs: []string{cidrs}, OutboundExclude: []string{exclCIDRs}, OutboundPorts: []string{outPorts},
 			OutboundExcludePort: []string{outExcl}, ExcludeInterfaces: []string{ifaces}, IPv4: true, IPv6: v6, DNS: dns}

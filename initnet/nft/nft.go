@@ -76,8 +76,8 @@ func (b Backend) Apply(sets []rules.RuleSet) error {
 			nc := &nftables.Chain{Name: ch.Name, Table: t}
 			if ch.Hook != rules.HookNone {
 				accept := nftables.ChainPolicyAccept
-				nc.Type = nftables.ChainTypeNAT
-				nc.Priority = nftables.ChainPriorityRef(rules.HookPriority)
+				nc.Type = nftables.ChainType(rules.NftChainType(ch.Table))
+				nc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(rules.NftPriority(ch.Table)))
 				nc.Policy = &accept
 				nc.Hooknum = nftables.ChainHookPrerouting
 				if ch.Hook == rules.HookOutput {
@@ -211,12 +211,22 @@ func Exprs(f rules.Family, r rules.Rule) ([]expr.Any, error) {
 	case rules.ProtoUDP:
 		e = append(e, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}})
 	}
-	if r.DPort != 0 {
-		if r.Proto == rules.ProtoAny {
-			return nil, fmt.Errorf("nftables: rule %q: a port match needs a protocol", rules.NftRule(f, r))
+	if (r.DPort != 0 || r.SPort != 0 || len(r.NotDPorts) > 0) && r.Proto == rules.ProtoAny {
+		return nil, fmt.Errorf("nftables: rule %q: a port match needs a protocol", rules.NftRule(f, r))
+	}
+	port := func(off uint32, op expr.CmpOp, p uint16) {
+		e = append(e, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2},
+			&expr.Cmp{Op: op, Register: 1, Data: binaryutil.BigEndian.PutUint16(p)})
+	}
+	switch {
+	case r.DPort != 0:
+		port(2, expr.CmpOpEq, r.DPort)
+	case r.SPort != 0:
+		port(0, expr.CmpOpEq, r.SPort)
+	default:
+		for _, p := range r.NotDPorts {
+			port(2, expr.CmpOpNeq, p)
 		}
-		e = append(e, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(r.DPort)})
 	}
 	if r.Owner.Kind != rules.OwnerNone {
 		key := expr.MetaKeySKUID
@@ -231,7 +241,18 @@ func Exprs(f rules.Family, r rules.Rule) ([]expr.Any, error) {
 		binary.NativeEndian.PutUint32(id, r.Owner.ID)
 		e = append(e, &expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: id})
 	}
+	if r.CtInvalid {
+		e = append(e, &expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitINVALID), Xor: binaryutil.NativeEndian.PutUint32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}})
+	}
 	switch r.Verdict.Kind {
+	case rules.Drop:
+		e = append(e, &expr.Verdict{Kind: expr.VerdictDrop})
+	case rules.SetZone:
+		e = append(e, &expr.Immediate{Register: 1, Data: binaryutil.NativeEndian.PutUint16(r.Verdict.Zone)},
+			&expr.Ct{Key: expr.CtKeyZONE, Register: 1, SourceRegister: true})
 	case rules.Return:
 		e = append(e, &expr.Verdict{Kind: expr.VerdictReturn})
 	case rules.Jump:

@@ -1,7 +1,6 @@
 package nft_test
 
 import (
-	"fmt"
 	"net"
 	"os/exec"
 	"strings"
@@ -15,10 +14,11 @@ import (
 )
 
 func opts(t *testing.T, mut func(*rules.Raw)) rules.Options {
-	r := rules.Raw{OutboundPort: 15001, InboundPort: 15006, DNSPort: 15053, ProxyUID: "1337", ProxyGID: "1337",
-		InboundPorts: []string{"*"}, InboundExclude: []string{"8081"}, ProxyPorts: []string{"15000,15090"},
+	r := rules.Raw{OutboundPort: 15001, InboundPort: 15006, TunnelPort: 15008, DNSPort: 15053, ProxyUID: "1337", ProxyGID: "1337",
+		InboundPorts: []string{"*"}, InboundExclude: []string{"8081"},
 		OutboundCIDRs: []string{"*"}, OutboundExclude: []string{"10.9.0.0/16", "fd00:9::/64", "192.0.2.7"}, OutboundExcludePort: []string{"5432"},
-		ExcludeInterfaces: []string{"eth9"}, IPv4: true, IPv6: true, DNS: true}
+		ExcludeInterfaces: []string{"eth9"}, KubeVirtInterfaces: []string{"eth8"}, IPv4: true, IPv6: true, DNS: true,
+		DNSServers: []string{"127.0.0.53", "fd00::53"}, DropInvalid: true, ProxyPorts: []string{"15000"}}
 	if mut != nil {
 		mut(&r)
 	}
@@ -50,6 +50,11 @@ func TestApplyMatchesRendered(t *testing.T) {
 			r.IPv6 = false
 			r.DNS = false
 			r.ProxyGID = ""
+		}),
+		"capture-all-dns-multi-uid": opts(t, func(r *rules.Raw) {
+			r.CaptureAllDNS = true
+			r.ProxyUID, r.ProxyGID = "1337,3", "1337,4"
+			r.OutboundCIDRs = []string{"127.1.2.3/32"}
 		}),
 		"outbound-only": opts(t, func(r *rules.Raw) {
 			r.InboundPorts = nil
@@ -126,7 +131,7 @@ func TestDNSCapture(t *testing.T) {
 				return
 			}
 		}
-		o := opts(t, func(r *rules.Raw) { r.IPv6 = false })
+		o := opts(t, func(r *rules.Raw) { r.IPv6 = false; r.DNSServers = []string{"192.0.2.53"} })
 		if err := (nft.Backend{}).Apply(rules.Generate(o)); err != nil {
 			t.Error(err)
 			return
@@ -137,19 +142,20 @@ func TestDNSCapture(t *testing.T) {
 			return
 		}
 		defer dns.Close()
-		for _, port := range []int{53, 54} {
-			c, err := net.Dial("udp4", fmt.Sprintf("192.0.2.53:%d", port))
+		// Only the nameserver's port 53 is DNS capture's business.
+		for _, dst := range []string{"192.0.2.53:53", "192.0.2.53:54", "192.0.2.54:53"} {
+			c, err := net.Dial("udp4", dst)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			c.Write([]byte(fmt.Sprint("query to port ", port)))
+			c.Write([]byte("query to " + dst))
 			c.Close()
 		}
 		dns.SetReadDeadline(time.Now().Add(2 * time.Second))
 		buf := make([]byte, 100)
 		n, _, err := dns.ReadFrom(buf)
-		if err != nil || string(buf[:n]) != "query to port 53" {
+		if err != nil || string(buf[:n]) != "query to 192.0.2.53:53" {
 			t.Errorf("DNS proxy got %q, %v; want the port-53 query", buf[:n], err)
 		}
 		dns.SetReadDeadline(time.Now().Add(300 * time.Millisecond))

@@ -27,7 +27,7 @@ func TestProbe(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "not redirected") {
 			t.Errorf("probe without rules: %v, want a 'not redirected' error", err)
 		}
-		raw := rules.Raw{OutboundPort: 15001, InboundPort: 15006, ProxyUID: "1337", ProxyGID: "1337", InboundPorts: []string{"*"}, OutboundCIDRs: []string{"*"}, IPv4: true}
+		raw := rules.Raw{OutboundPort: 15001, InboundPort: 15006, TunnelPort: 15008, ProxyUID: "1337", ProxyGID: "1337", InboundPorts: []string{"*"}, OutboundCIDRs: []string{"*"}, IPv4: true}
 		o, ps := raw.Options(rules.DefaultKeys())
 		if len(ps) > 0 {
 			t.Error(ps)

@@ -58,12 +58,12 @@ func TestPlanApplyOverExistingRules(t *testing.T) {
 }
 
 func TestPlanCleanup(t *testing.T) {
-	plan := PlanIptablesCleanup(foreignSave)
+	plan, _ := PlanIptablesCleanup(foreignSave)
 	want := "*nat\n-D OUTPUT -j SIDECARKIT_OUTPUT\n-D OUTPUT -j SIDECARKIT_OUTPUT\n-F SIDECARKIT_DNS_REDIRECT\n-F SIDECARKIT_OUTPUT\n-X SIDECARKIT_DNS_REDIRECT\n-X SIDECARKIT_OUTPUT\nCOMMIT\n"
 	if plan != want {
 		t.Errorf("cleanup plan:\n%s\nwant\n%s", plan, want)
 	}
-	if p := PlanIptablesCleanup("*nat\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j DOCKER_OUTPUT\nCOMMIT\n"); p != "" {
+	if p, _ := PlanIptablesCleanup("*nat\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j DOCKER_OUTPUT\nCOMMIT\n"); p != "" {
 		t.Errorf("nothing of ours, plan %q", p)
 	}
 	if !HasIptablesRules(foreignSave) || HasIptablesRules("") {
@@ -82,10 +82,10 @@ func FuzzIptablesSave(f *testing.F) {
 	f.Fuzz(func(t *testing.T, save string) {
 		rs := RuleSet{Family: IPv4, Chains: []Chain{{Name: ChainOutput, Hook: HookOutput, Rules: []Rule{{Verdict: Verdict{Kind: Return}}}}}}
 		_ = PlanIptablesApply(rs, save, true)
-		plan := PlanIptablesCleanup(save)
+		plan, _ := PlanIptablesCleanup(save)
 		for _, l := range strings.Split(plan, "\n") {
 			switch {
-			case l == "", l == "*nat", l == "COMMIT":
+			case l == "", l == "*nat", l == "*raw", l == "*mangle", l == "COMMIT":
 			case strings.HasPrefix(l, "-F "+ChainPrefix), strings.HasPrefix(l, "-X "+ChainPrefix):
 			case strings.HasPrefix(l, "-D ") && !strings.HasPrefix(l, "-D -") && strings.Contains(l, " -j "+ChainPrefix) &&
 				!strings.HasSuffix(l, " -j "+ChainPrefix) && !strings.ContainsAny(l, "\t\r"):

@@ -43,9 +43,16 @@ func NftRule(f Family, r Rule) string {
 		parts = append(parts, fmt.Sprintf("%s daddr %s%s", fam, op, nftPrefix(r.Dst.String(), r.Dst.Bits(), r.Dst.Addr().BitLen())))
 	}
 	if r.Proto != ProtoAny {
-		if r.DPort != 0 {
+		switch {
+		case r.DPort != 0:
 			parts = append(parts, fmt.Sprintf("%s dport %d", r.Proto, r.DPort))
-		} else {
+		case r.SPort != 0:
+			parts = append(parts, fmt.Sprintf("%s sport %d", r.Proto, r.SPort))
+		case len(r.NotDPorts) > 0:
+			for _, p := range r.NotDPorts {
+				parts = append(parts, fmt.Sprintf("%s dport != %d", r.Proto, p))
+			}
+		default:
 			parts = append(parts, "meta l4proto "+r.Proto.String())
 		}
 	}
@@ -60,6 +67,9 @@ func NftRule(f Family, r Rule) string {
 		}
 		parts = append(parts, fmt.Sprintf("meta %s %s%d", key, op, r.Owner.ID))
 	}
+	if r.CtInvalid {
+		parts = append(parts, "ct state invalid")
+	}
 	switch r.Verdict.Kind {
 	case Return:
 		parts = append(parts, "return")
@@ -67,6 +77,10 @@ func NftRule(f Family, r Rule) string {
 		parts = append(parts, "jump "+r.Verdict.Chain)
 	case Redirect:
 		parts = append(parts, fmt.Sprintf("redirect to :%d", r.Verdict.Port))
+	case Drop:
+		parts = append(parts, "drop")
+	case SetZone:
+		parts = append(parts, fmt.Sprintf("ct zone set %d", r.Verdict.Zone))
 	}
 	return strings.Join(parts, " ")
 }
@@ -106,7 +120,7 @@ func RenderNftTable(rs RuleSet, comments bool) string {
 		}
 		fmt.Fprintf(&b, "\tchain %s {\n", c.Name)
 		if c.Hook != HookNone {
-			fmt.Fprintf(&b, "\t\ttype nat hook %s priority %s; policy accept;\n", nftHook(c.Hook), nftPriority(c.Hook))
+			fmt.Fprintf(&b, "\t\ttype %s hook %s priority %s; policy accept;\n", NftChainType(c.Table), nftHook(c.Hook), nftPriority(c.Table, c.Hook))
 		}
 		for _, r := range c.Rules {
 			if comments && r.Comment != "" {
@@ -120,10 +134,35 @@ func RenderNftTable(rs RuleSet, comments bool) string {
 	return b.String()
 }
 
-// nftPriority is how nft prints priority -100 for the hook: by its standard
+// NftChainType is the nftables chain type of a base chain in table t.
+func NftChainType(t Table) string {
+	if t == TableNat {
+		return "nat"
+	}
+	return "filter"
+}
+
+// NftPriority is the priority of a base chain in table t (iptables' table
+// priorities: raw -300, mangle -150, nat -100).
+func NftPriority(t Table) int {
+	switch t {
+	case TableRaw:
+		return -300
+	case TableMangle:
+		return -150
+	}
+	return HookPriority
+}
+
+// nftPriority is how nft prints a base chain's priority: by its standard
 // name where one applies.
-func nftPriority(h Hook) string {
-	if h == HookPrerouting {
+func nftPriority(t Table, h Hook) string {
+	switch {
+	case t == TableRaw:
+		return "raw"
+	case t == TableMangle:
+		return "mangle"
+	case h == HookPrerouting:
 		return "dstnat"
 	}
 	return "-100"

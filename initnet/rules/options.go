@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,28 +13,37 @@ import (
 type Options struct {
 	OutboundPort uint16 // the proxy's outbound listener (15001)
 	InboundPort  uint16 // the proxy's inbound listener (15006)
+	TunnelPort   uint16 // the HBONE tunnel port (15008): never captured
 	DNSPort      uint16 // the DNS proxy (15053), used when DNS is set
-	ProxyUID     uint32
-	ProxyGID     *uint32 // nil: no GID rule
+	ProxyUIDs    []uint32
+	ProxyGIDs    []uint32 // none: no GID rules
 
-	InboundAll     bool     // capture every inbound port but the excluded ones
-	InboundPorts   []uint16 // else: capture only these (none: no inbound capture)
-	InboundExclude []uint16
-	ProxyPorts     []uint16       // the proxy's admin/metrics ports: never captured inbound
+	InboundAll     bool           // capture every inbound port but the excluded ones
+	InboundPorts   []uint16       // else: capture only these (none: no inbound capture)
+	InboundExclude []uint16       // with InboundAll only (as istio-iptables' -d)
+	ProxyPorts     []uint16       // with InboundAll only: the proxy's admin/metrics ports
 	OutboundAll    bool           // capture all outbound destinations but excluded ones
 	OutboundCIDRs  []netip.Prefix // else: capture only these
 
 	OutboundIncludePorts []uint16
-	OutboundExcludePorts []uint16
+	OutboundExcludePorts []uint16 // TCP and UDP
 	OutboundExcludeCIDRs []netip.Prefix
 	ExcludeInterfaces    []string
+	KubeVirtInterfaces   []string     // -k: inbound traffic on these NICs is treated as outbound
+	LoopbackCIDR         netip.Prefix // the IPv4 "localhost" range (127.0.0.1/32)
 
 	IPv4, IPv6 bool
-	DNS        bool
+	// DNS is DNS capture in effect: asked for, and either CaptureAllDNS or
+	// at least one nameserver in DNSServers (istio-iptables turns it off
+	// otherwise).
+	DNS           bool
+	CaptureAllDNS bool
+	DNSServers    []netip.Addr
+	DropInvalid   bool
 }
 
-// InboundExcludeAll returns the proxy ports and the excluded inbound ports,
-// sorted, without duplicates.
+// InboundExcludeAll returns the ports never captured when capturing all
+// inbound ports: the proxy ports and the excluded ports, sorted, unique.
 func (o Options) InboundExcludeAll() []uint16 {
 	return sortedUnique(append(append([]uint16(nil), o.ProxyPorts...), o.InboundExclude...))
 }
@@ -41,35 +51,42 @@ func (o Options) InboundExcludeAll() []uint16 {
 // Raw is the options as text, as they come from flags, env or YAML. Each
 // field's key is what problems name.
 type Raw struct {
-	OutboundPort, InboundPort, DNSPort int
-	ProxyUID, ProxyGID                 string
-	InterceptionMode                   string
-	InboundPorts, InboundExclude       []string
-	ProxyPorts                         []string
-	OutboundCIDRs, OutboundExclude     []string
-	OutboundPorts, OutboundExcludePort []string
-	ExcludeInterfaces                  []string
-	IPv4, IPv6                         bool
-	DNS                                bool
+	OutboundPort, InboundPort, DNSPort, TunnelPort int
+	ProxyUID, ProxyGID                             string // comma lists
+	InterceptionMode                               string
+	InboundPorts, InboundExclude                   []string
+	ProxyPorts                                     []string
+	OutboundCIDRs, OutboundExclude                 []string
+	OutboundPorts, OutboundExcludePort             []string
+	ExcludeInterfaces, KubeVirtInterfaces          []string
+	LoopbackCIDR                                   string // "" = 127.0.0.1/32
+	IPv4, IPv6                                     bool
+	DNS, CaptureAllDNS                             bool
+	DNSServers                                     []string // resolv.conf's nameservers
+	DropInvalid                                    bool
+	// AllowRootUID accepts UID/GID 0 as the proxy's (istio-iptables does).
+	AllowRootUID bool
 }
 
 // Keys names each Raw field as the user spells it (istio-iptables' flag
 // names), for problems.
 type Keys struct {
-	OutboundPort, InboundPort, DNSPort, ProxyUID, ProxyGID, InterceptionMode,
+	OutboundPort, InboundPort, DNSPort, TunnelPort, ProxyUID, ProxyGID, InterceptionMode,
 	InboundPorts, InboundExclude, ProxyPorts, OutboundCIDRs, OutboundExclude,
-	OutboundPorts, OutboundExcludePort, ExcludeInterfaces, Families string
+	OutboundPorts, OutboundExcludePort, ExcludeInterfaces, KubeVirtInterfaces, LoopbackCIDR,
+	DNSServers, Families string
 }
 
 // DefaultKeys returns the flag names initnet uses.
 func DefaultKeys() Keys {
 	return Keys{
-		OutboundPort: "envoy-port", InboundPort: "inbound-capture-port", DNSPort: "dns-port",
+		OutboundPort: "envoy-port", InboundPort: "inbound-capture-port", DNSPort: "dns-port", TunnelPort: "inbound-tunnel-port",
 		ProxyUID: "proxy-uid", ProxyGID: "proxy-gid", InterceptionMode: "istio-inbound-interception-mode",
 		InboundPorts: "istio-inbound-ports", InboundExclude: "istio-local-exclude-ports",
 		ProxyPorts: "proxy-ports", OutboundCIDRs: "istio-service-cidr", OutboundExclude: "istio-service-exclude-cidr",
 		OutboundPorts: "istio-outbound-ports", OutboundExcludePort: "istio-local-outbound-ports-exclude",
-		ExcludeInterfaces: "istio-exclude-interfaces", Families: "ipv4/ipv6",
+		ExcludeInterfaces: "istio-exclude-interfaces", KubeVirtInterfaces: "kube-virt-interfaces",
+		LoopbackCIDR: "ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR", DNSServers: "resolv-conf", Families: "ipv4/ipv6",
 	}
 }
 
@@ -80,9 +97,18 @@ type Problem struct {
 
 func (p Problem) Error() string { return fmt.Sprintf("%s %q: %s", p.Key, p.Value, p.Why) }
 
-// Options validates r and returns the options, or every problem found.
+// Options validates r and returns the options, or every problem found. The
+// notes say how overlaps that istio-iptables accepts were resolved (its
+// precedence) and when DNS capture is off for want of nameservers.
 func (r Raw) Options(k Keys) (Options, []Problem) {
+	o, ps, _ := r.OptionsNotes(k)
+	return o, ps
+}
+
+// OptionsNotes is Options with the notes (for the log).
+func (r Raw) OptionsNotes(k Keys) (Options, []Problem, []string) {
 	var ps []Problem
+	var notes []string
 	bad := func(key, val, why string, a ...any) { ps = append(ps, Problem{key, val, fmt.Sprintf(why, a...)}) }
 	port := func(key string, v int) uint16 {
 		if v < 1 || v > 65535 {
@@ -94,25 +120,46 @@ func (r Raw) Options(k Keys) (Options, []Problem) {
 	o := Options{
 		OutboundPort: port(k.OutboundPort, r.OutboundPort),
 		InboundPort:  port(k.InboundPort, r.InboundPort),
-		IPv4:         r.IPv4, IPv6: r.IPv6, DNS: r.DNS,
+		TunnelPort:   port(k.TunnelPort, r.TunnelPort),
+		IPv4:         r.IPv4, IPv6: r.IPv6, CaptureAllDNS: r.CaptureAllDNS, DropInvalid: r.DropInvalid,
 	}
 	if r.DNS {
 		o.DNSPort = port(k.DNSPort, r.DNSPort)
 	}
-	if uid, err := ParseID(r.ProxyUID); err != nil {
-		bad(k.ProxyUID, r.ProxyUID, "%v", err)
-	} else {
-		o.ProxyUID = uid
-	}
-	if strings.TrimSpace(r.ProxyGID) != "" {
-		if gid, err := ParseID(r.ProxyGID); err != nil {
-			bad(k.ProxyGID, r.ProxyGID, "%v", err)
-		} else {
-			o.ProxyGID = &gid
+	ids := func(key, val string, required bool) []uint32 {
+		var out []uint32
+		var badIDs []string
+		for _, s := range strings.Split(val, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			id, err := ParseID(s)
+			switch {
+			case err != nil:
+				badIDs = append(badIDs, strconv.Quote(s)+" (not a numeric id 0-4294967294)")
+			case id == 0 && !r.AllowRootUID:
+				badIDs = append(badIDs, strconv.Quote(s)+" (0 is root: root's own traffic would bypass the proxy)")
+			default:
+				if !slices.Contains(out, id) {
+					out = append(out, id)
+				}
+			}
 		}
+		if len(badIDs) > 0 {
+			bad(key, val, "bad id %s", strings.Join(badIDs, ", "))
+		} else if required && len(out) == 0 {
+			bad(key, val, "want at least one numeric id")
+		}
+		return out
 	}
-	if m := strings.ToUpper(strings.TrimSpace(r.InterceptionMode)); m != "" && m != "REDIRECT" {
-		bad(k.InterceptionMode, r.InterceptionMode, "only REDIRECT is supported (TPROXY is not)")
+	o.ProxyUIDs = ids(k.ProxyUID, r.ProxyUID, true)
+	o.ProxyGIDs = ids(k.ProxyGID, r.ProxyGID, false)
+	switch m := strings.ToUpper(strings.TrimSpace(r.InterceptionMode)); m {
+	case "", "REDIRECT":
+	case "TPROXY":
+		bad(k.InterceptionMode, r.InterceptionMode, "TPROXY is not supported by initnet (use REDIRECT; the app then sees 127.0.0.6 as the client)")
+	default:
+		bad(k.InterceptionMode, r.InterceptionMode, "want REDIRECT or TPROXY")
 	}
 	var err error
 	o.InboundAll, o.InboundPorts, err = ParsePorts(r.InboundPorts, true)
@@ -142,19 +189,57 @@ func (r Raw) Options(k Keys) (Options, []Problem) {
 	if err != nil {
 		bad(k.ExcludeInterfaces, strings.Join(r.ExcludeInterfaces, ","), "%v", err)
 	}
+	o.KubeVirtInterfaces, err = ParseInterfaces(r.KubeVirtInterfaces)
+	if err != nil {
+		bad(k.KubeVirtInterfaces, strings.Join(r.KubeVirtInterfaces, ","), "%v", err)
+	}
+	o.LoopbackCIDR = netip.MustParsePrefix("127.0.0.1/32")
+	if s := strings.TrimSpace(r.LoopbackCIDR); s != "" {
+		p, err := netip.ParsePrefix(s)
+		switch {
+		case err != nil:
+			bad(k.LoopbackCIDR, s, "not a CIDR")
+		case !p.Addr().Is4() || !p.Addr().IsLoopback():
+			bad(k.LoopbackCIDR, s, "want an IPv4 loopback CIDR (127.0.0.0/8 or inside it)")
+		case p.Bits() < 8:
+			bad(k.LoopbackCIDR, s, "want a mask of 8-32 bits")
+		default:
+			o.LoopbackCIDR = p.Masked()
+		}
+	}
+	for _, s := range r.DNSServers {
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil {
+			bad(k.DNSServers, s, "nameserver is not an IP address")
+			continue
+		}
+		a = a.WithZone("").Unmap()
+		if !slices.Contains(o.DNSServers, a) {
+			o.DNSServers = append(o.DNSServers, a)
+		}
+	}
+	o.DNS = r.DNS
+	if r.DNS && !r.CaptureAllDNS && len(o.DNSServers) == 0 {
+		o.DNS = false
+		notes = append(notes, "redirect-dns is set but capture-all-dns is not and there are no nameservers: DNS capture is off (as istio-iptables)")
+	}
 
-	// Conflicts: a port both captured and excluded is a mistake to report,
-	// not to resolve silently.
-	for _, p := range o.InboundPorts {
-		if contains(o.ProxyPorts, p) {
-			bad(k.InboundPorts, strconv.Itoa(int(p)), "is a proxy port (%s), which is never captured", k.ProxyPorts)
-		} else if contains(o.InboundExclude, p) {
-			bad(k.InboundPorts, strconv.Itoa(int(p)), "is also in %s", k.InboundExclude)
+	// Overlaps: istio-iptables accepts them, with this precedence.
+	if !o.InboundAll && len(o.InboundPorts) > 0 {
+		for _, p := range o.InboundPorts {
+			switch {
+			case p == o.TunnelPort:
+				notes = append(notes, fmt.Sprintf("%s %d is the tunnel port (%s): never captured", k.InboundPorts, p, k.TunnelPort))
+			case contains(o.InboundExclude, p):
+				notes = append(notes, fmt.Sprintf("%s %d is also in %s: captured (%s applies only with %s=*)", k.InboundPorts, p, k.InboundExclude, k.InboundExclude, k.InboundPorts))
+			case contains(o.ProxyPorts, p):
+				notes = append(notes, fmt.Sprintf("%s %d is a proxy port (%s): captured, as listed (%s applies only with %s=*)", k.InboundPorts, p, k.ProxyPorts, k.ProxyPorts, k.InboundPorts))
+			}
 		}
 	}
 	for _, p := range o.OutboundIncludePorts {
 		if contains(o.OutboundExcludePorts, p) {
-			bad(k.OutboundPorts, strconv.Itoa(int(p)), "is also in %s", k.OutboundExcludePort)
+			notes = append(notes, fmt.Sprintf("%s %d is also in %s: not captured (the exclusion comes first)", k.OutboundPorts, p, k.OutboundExcludePort))
 		}
 	}
 	if o.OutboundPort != 0 && o.OutboundPort == o.InboundPort {
@@ -163,10 +248,7 @@ func (r Raw) Options(k Keys) (Options, []Problem) {
 	if !o.IPv4 && !o.IPv6 {
 		bad(k.Families, "false/false", "enable at least one IP family")
 	}
-	if o.ProxyUID == 0 {
-		bad(k.ProxyUID, r.ProxyUID, "must not be 0: root's own traffic would bypass the proxy")
-	}
-	return o, ps
+	return o, ps, notes
 }
 
 // ParseID parses a numeric UID or GID.

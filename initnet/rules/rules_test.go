@@ -11,7 +11,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 func base() Raw {
-	return Raw{OutboundPort: 15001, InboundPort: 15006, DNSPort: 15053, ProxyUID: "1337", ProxyGID: "1337",
+	return Raw{OutboundPort: 15001, InboundPort: 15006, DNSPort: 15053, TunnelPort: 15008, ProxyUID: "1337", ProxyGID: "1337",
 		InterceptionMode: "REDIRECT", InboundPorts: []string{"*"}, ProxyPorts: []string{"15000", "15090"},
 		OutboundCIDRs: []string{"*"}, IPv4: true, IPv6: true}
 }
@@ -31,8 +31,37 @@ func goldenCases() map[string]func(*Raw) {
 		},
 		"include-cidrs": func(r *Raw) { r.OutboundCIDRs = []string{"10.0.0.0/8", "fd00::/8"}; r.OutboundPorts = []string{"443"} },
 		"interfaces":    func(r *Raw) { r.ExcludeInterfaces = []string{"eth1", "wg0"} },
-		"dns":           func(r *Raw) { r.DNS = true },
-		"no-gid":        func(r *Raw) { r.ProxyGID = "" },
+		"dns":           func(r *Raw) { r.DNS = true; r.DNSServers = []string{"127.0.0.53", "10.96.0.10", "fd00:10:96::a"} },
+		// Issue 17, item by item.
+		"dns-capture-all":    func(r *Raw) { r.DNS = true; r.CaptureAllDNS = true },
+		"dns-no-nameservers": func(r *Raw) { r.DNS = true },
+		"dns-localhost":      func(r *Raw) { r.DNS = true; r.DNSServers = []string{"127.0.0.1"} },
+		"exclude-port-53":    func(r *Raw) { r.DNS = true; r.CaptureAllDNS = true; r.OutboundExcludePort = []string{"53"} },
+		"loopback-include":   func(r *Raw) { r.OutboundCIDRs = []string{"127.1.2.3/32", "10.0.0.0/8"} },
+		"overlaps": func(r *Raw) {
+			r.InboundPorts = []string{"8080,15090,15008"}
+			r.InboundExclude = []string{"8080"}
+			r.OutboundPorts = []string{"443"}
+			r.OutboundExcludePort = []string{"443"}
+		},
+		"multi-uid-gid": func(r *Raw) { r.ProxyUID = "1337,3"; r.ProxyGID = "1337,4" },
+		"kube-virt":     func(r *Raw) { r.KubeVirtInterfaces = []string{"eth1", "eth2"} },
+		"kube-virt-cidrs": func(r *Raw) {
+			r.KubeVirtInterfaces = []string{"eth1"}
+			r.OutboundCIDRs = []string{"10.0.0.0/8", "fd00::/8"}
+		},
+		"drop-invalid": func(r *Raw) { r.DropInvalid = true },
+		// `initnet istio-iptables -p 15001 -z 15006 -u 1337` (istio-init's argv):
+		// Istio's defaults, nothing captured but the proxy's own pod-IP calls.
+		"istio-init": func(r *Raw) {
+			r.InboundPorts, r.OutboundCIDRs, r.ProxyPorts = nil, nil, nil
+		},
+		// The injector's usual istio-init argv.
+		"istio-injected": func(r *Raw) {
+			r.InboundPorts, r.OutboundCIDRs, r.ProxyPorts = []string{"*"}, []string{"*"}, nil
+			r.InboundExclude = []string{"15090,15021,15020"}
+		},
+		"no-gid": func(r *Raw) { r.ProxyGID = "" },
 		"custom-ports": func(r *Raw) {
 			r.OutboundPort = 16001
 			r.InboundPort = 16006
@@ -92,7 +121,7 @@ func TestLoopBreakersAlwaysPresent(t *testing.T) {
 			}
 			for _, want := range []string{
 				"-A SIDECARKIT_OUTBOUND -s " + pass + " -o lo -j RETURN",
-				"-m owner --uid-owner " + r.ProxyUID + " -j RETURN",
+				"-m owner --uid-owner " + strings.Split(r.ProxyUID, ",")[0] + " -j RETURN",
 				"-A OUTPUT -j SIDECARKIT_OUTPUT",
 			} {
 				if !strings.Contains(txt, want) {
@@ -101,14 +130,14 @@ func TestLoopBreakersAlwaysPresent(t *testing.T) {
 			}
 			if o.InboundAll {
 				for _, p := range []string{"15000", "15090"} {
-					if name != "custom-ports" && !strings.Contains(txt, "--dport "+p+" -j RETURN") {
+					if name != "custom-ports" && name != "istio-injected" && !strings.Contains(txt, "--dport "+p+" -j RETURN") {
 						t.Errorf("%s: proxy port %s not excluded", name, p)
 					}
 				}
 			}
 			// The proxy's own traffic must return before anything redirects to the outbound port.
-			ownerReturn := strings.Index(txt, "--uid-owner "+r.ProxyUID+" -j RETURN")
-			redirect := strings.Index(txt, "-j SIDECARKIT_OUT_REDIRECT")
+			ownerReturn := strings.Index(txt, "--uid-owner "+strings.Split(r.ProxyUID, ",")[0]+" -j RETURN")
+			redirect := strings.Index(txt, "-A SIDECARKIT_OUTBOUND -j SIDECARKIT_OUT_REDIRECT")
 			if redirect >= 0 && redirect < ownerReturn {
 				t.Errorf("%s: outbound redirect before the proxy-uid return", name)
 			}
@@ -138,15 +167,14 @@ func TestValidationNamesEveryProblem(t *testing.T) {
 	for _, want := range []string{
 		`envoy-port "0": not a port`,
 		`inbound-capture-port "70000": not a port`,
-		`proxy-uid "root": not a numeric id`,
-		`proxy-gid "-1": not a numeric id`,
-		`istio-inbound-interception-mode "TPROXY": only REDIRECT`,
+		`proxy-uid "root": bad id "root" (not a numeric id`,
+		`proxy-gid "-1": bad id "-1" (not a numeric id`,
+		`istio-inbound-interception-mode "TPROXY": TPROXY is not supported`,
 		`"http" (want a port`, `"0" (want a port`, `"9-1" (range end before start)`,
 		`"10.0.0.1/8" (host bits set; did you mean 10.0.0.0/8?)`, `"300.1.1.1" (not an IP address or CIDR)`,
 		`istio-service-exclude-cidr "10.0.0.1/8,300.1.1.1,*"`, `"*" (not allowed here)`,
 		`istio-service-cidr "*,10.0.0.0/8": bad CIDR "*" must be alone`,
 		`"this-name-is-too-long"`,
-		`istio-outbound-ports "443": is also in istio-local-outbound-ports-exclude`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("problems do not mention %q:\n%s", want, got)
@@ -154,14 +182,41 @@ func TestValidationNamesEveryProblem(t *testing.T) {
 	}
 }
 
-func TestInboundConflicts(t *testing.T) {
+// Overlaps istio-iptables accepts are accepted, resolved with its
+// precedence, and said in the notes.
+func TestOverlapsTakeIstioPrecedence(t *testing.T) {
 	r := base()
-	r.InboundPorts = []string{"8080", "15000"}
+	r.InboundPorts = []string{"8080", "15090", "15008"}
 	r.InboundExclude = []string{"8080"}
-	_, ps := r.Options(DefaultKeys())
-	if len(ps) != 2 || !strings.Contains(ps[0].Error()+ps[1].Error(), "proxy port") {
-		t.Errorf("want both conflicts reported, got %v", ps)
+	r.OutboundPorts = []string{"443"}
+	r.OutboundExcludePort = []string{"443"}
+	o, ps, notes := r.OptionsNotes(DefaultKeys())
+	if len(ps) > 0 {
+		t.Fatalf("refused what istio-iptables accepts: %v", ps)
 	}
+	joined := strings.Join(notes, "\n")
+	for _, want := range []string{"8080 is also in istio-local-exclude-ports: captured", "15090 is a proxy port", "15008 is the tunnel port", "443 is also in istio-local-outbound-ports-exclude: not captured"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("notes lack %q:\n%s", want, joined)
+		}
+	}
+	txt := RenderIptables(Generate(o)[0])
+	for _, want := range []string{
+		"-A SIDECARKIT_INBOUND -p tcp -m tcp --dport 8080 -j SIDECARKIT_IN_REDIRECT",
+		"-A SIDECARKIT_INBOUND -p tcp -m tcp --dport 15090 -j SIDECARKIT_IN_REDIRECT",
+	} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("missing %q:\n%s", want, txt)
+		}
+	}
+	// The tunnel port returns before anything is redirected.
+	if strings.Index(txt, "--dport 15008 -j RETURN") > strings.Index(txt, "--dport 15008 -j SIDECARKIT_IN_REDIRECT") {
+		t.Errorf("15008 captured:\n%s", txt)
+	}
+	if strings.Index(txt, "--dport 443 -j RETURN") > strings.Index(txt, "--dport 443 -j SIDECARKIT_OUT_REDIRECT") {
+		t.Errorf("-o 443 does not win over -q 443:\n%s", txt)
+	}
+
 	r = base()
 	r.IPv4, r.IPv6 = false, false
 	r.ProxyUID = "0"
@@ -169,6 +224,39 @@ func TestInboundConflicts(t *testing.T) {
 	_, ps = r.Options(DefaultKeys())
 	if len(ps) != 3 {
 		t.Errorf("want 3 problems (family, uid 0, same ports), got %v", ps)
+	}
+	r = base()
+	r.ProxyUID, r.AllowRootUID = "0", true
+	if _, ps = r.Options(DefaultKeys()); len(ps) != 0 {
+		t.Errorf("istio-iptables mode refuses uid 0: %v", ps)
+	}
+}
+
+func TestIDLists(t *testing.T) {
+	r := base()
+	r.ProxyUID, r.ProxyGID = "1337, 3,3", "4"
+	o, ps := r.Options(DefaultKeys())
+	if len(ps) > 0 || len(o.ProxyUIDs) != 2 || o.ProxyUIDs[1] != 3 || len(o.ProxyGIDs) != 1 {
+		t.Fatalf("got %v %v %v", o.ProxyUIDs, o.ProxyGIDs, ps)
+	}
+	r.ProxyUID = "1337,x"
+	_, ps = r.Options(DefaultKeys())
+	if len(ps) != 1 || !strings.Contains(ps[0].Error(), `proxy-uid "1337,x": bad id "x" (not a numeric id`) || strings.Contains(ps[0].Error(), "must not be 0") {
+		t.Errorf("got %v", ps)
+	}
+}
+
+func TestDNSNeedsNameservers(t *testing.T) {
+	r := base()
+	r.DNS = true
+	o, _, notes := r.OptionsNotes(DefaultKeys())
+	if o.DNS || len(notes) != 1 || !strings.Contains(notes[0], "no nameservers") {
+		t.Errorf("DNS=%v notes=%v", o.DNS, notes)
+	}
+	for _, rs := range Generate(o) {
+		if txt := RenderIptables(rs); strings.Contains(txt, "53") || strings.Contains(txt, "*raw") {
+			t.Errorf("DNS rules without nameservers:\n%s", txt)
+		}
 	}
 }
 

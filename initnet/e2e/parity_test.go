@@ -1,0 +1,342 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sidecarkit/sidecarkit/integration/testenv"
+)
+
+// The Istio-parity proof (issue 17): real packets, sent as the app (root)
+// or as the proxy (UID 1337) from inside the pod namespace, and the name of
+// the listener that answers them. Every listener answers with its name, so
+// "where the packet landed" is read from the reply: "outbound" (15001),
+// "inbound" (15006), "dns" (15053, TCP and UDP; the UDP one owned by UID
+// 1337 as the DNS proxy is, so the conntrack zones are exercised), "app"
+// (8080), "tunnel" (15008), "metrics" (15090), or "outside" (the outside
+// namespace's servers). "refused" or "timeout" when nothing answered.
+
+const (
+	proxyUIDInt = 1337
+	tunnelPort  = 15008
+	metricsPort = 15090
+	outTLSPort  = 9443
+)
+
+// withFSUID runs f on a locked thread whose filesystem UID is uid: sockets
+// it creates are owned by uid (what owner matches see).
+func withFSUID(uid int, f func() error) error {
+	if uid == 0 {
+		return f()
+	}
+	old, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, uintptr(uid), 0, 0)
+	defer unix.RawSyscall(unix.SYS_SETFSUID, old, 0, 0)
+	return f()
+}
+
+// nameServer answers every TCP connection with name and closes it.
+func nameServer(t *testing.T, ns, addr, name string) {
+	t.Helper()
+	ln, err := listen(ns, "tcp", addr)
+	if err != nil {
+		t.Fatalf("listen %s in %s: %v", addr, ns, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte(name))
+			c.Close()
+		}
+	}()
+}
+
+// udpNameServer answers every datagram with name, from a socket owned by uid.
+func udpNameServer(t *testing.T, ns, addr, name string, uid int) {
+	t.Helper()
+	var pc net.PacketConn
+	err := inNS(ns, func() error {
+		return withFSUID(uid, func() error {
+			var err error
+			pc, err = net.ListenPacket("udp", addr)
+			return err
+		})
+	})
+	if err != nil {
+		t.Fatalf("listen udp %s in %s: %v", addr, ns, err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte(name), from)
+		}
+	}()
+}
+
+// landing sends one TCP connection or UDP datagram from ns as uid and
+// returns the name of the listener that answered.
+func landing(ns string, uid int, network, addr string) string {
+	var c net.Conn
+	err := inNS(ns, func() error {
+		return withFSUID(uid, func() error {
+			var err error
+			c, err = net.DialTimeout(network, addr, 2*time.Second)
+			return err
+		})
+	})
+	if err != nil {
+		if errors.Is(err, unix.ECONNREFUSED) {
+			return "refused"
+		}
+		return "dial error: " + err.Error()
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if strings.HasPrefix(network, "udp") {
+		c.Write([]byte("query"))
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		if err != nil {
+			return "timeout"
+		}
+		return string(buf[:n])
+	}
+	b, err := io.ReadAll(c)
+	if err != nil && len(b) == 0 {
+		return "timeout"
+	}
+	return string(b)
+}
+
+// probeCase is one packet and where it must land.
+type probeCase struct {
+	what         string
+	ns           string // "" = pod
+	uid          int
+	network, dst string
+	want         string
+}
+
+// parityScenario is one initnet command line and the packets it decides.
+type parityScenario struct {
+	name   string
+	args   []string // after the initnet binary; backend flags are added
+	resolv string   // resolv.conf content, written to a file given as --resolv-conf
+	probes []probeCase
+}
+
+func paritySnapshot(p *pod) string {
+	var b strings.Builder
+	b.WriteString(p.ruleset())
+	for _, tool := range []string{"iptables-legacy-save", "ip6tables-legacy-save"} {
+		// No -t: reading must not load a table.
+		out, code := p.exec(tool)
+		if code != 0 {
+			p.t.Fatalf("%s: %s", tool, out)
+		}
+		b.WriteString(emptyTables.ReplaceAllString(legacyStable(out), ""))
+	}
+	return b.String()
+}
+
+func legacyStable(save string) string {
+	var out []string
+	for _, l := range strings.Split(save, "\n") {
+		if !strings.HasPrefix(l, "#") {
+			out = append(out, legacyCounters.ReplaceAllString(l, ""))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// emptyTables matches a legacy table section with nothing but built-in
+// chains: iptables-legacy cannot unload a table from one namespace once
+// it is loaded (raw and mangle, for DNS zones and --drop-invalid).
+var emptyTables = regexp.MustCompile(`(?m)^\*\w+\n(?::[A-Z]+ [A-Z]+\n)*COMMIT\n`)
+
+// TestIstioParity sends, with each backend, the packets of every item of
+// issue 17 and checks where each lands; after each scenario --cleanup must
+// leave the namespace as it found it.
+func TestIstioParity(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, tool := range [][2]string{{"ip", "iproute2"}, {"nft", "nftables"}, {"iptables-restore", "iptables"}, {"iptables-legacy-restore", "iptables"}} {
+		testenv.Tool(t, tool[0], tool[1])
+	}
+	bins := build(t)
+	for _, v := range []variant{
+		{name: "nftables", backend: "nftables"},
+		{name: "iptables-nft", backend: "iptables", flags: []string{"--iptables-restore", "iptables-nft-restore", "--ip6tables-restore", "ip6tables-nft-restore"}},
+		{name: "iptables-legacy", backend: "iptables", flags: []string{"--iptables-restore", "iptables-legacy-restore", "--ip6tables-restore", "ip6tables-legacy-restore"}},
+	} {
+		t.Run(v.name, func(t *testing.T) { parity(t, bins, v) })
+	}
+}
+
+func parity(t *testing.T, bins binaries, v variant) {
+	p := newPod(t)
+	for _, l := range []struct {
+		port int
+		name string
+	}{{15001, "outbound"}, {15006, "inbound"}, {15053, "dns"}, {appPort, "app"}, {tunnelPort, "tunnel"}, {metricsPort, "metrics"}} {
+		nameServer(t, p.pod, fmt.Sprintf(":%d", l.port), l.name)
+	}
+	// Bound to 127.0.0.1 as istio-agent's DNS proxy is, so its answers leave
+	// from the address the redirect sent the query to.
+	udpNameServer(t, p.pod, "127.0.0.1:15053", "dns", proxyUIDInt)
+	for _, port := range []int{outPort, 53, outTLSPort} {
+		nameServer(t, p.out, fmt.Sprintf(":%d", port), "outside")
+	}
+	// One socket per address, so each answer comes from the address asked.
+	udpNameServer(t, p.out, outV4+":53", "outside", 0)
+	udpNameServer(t, p.out, excludedV4+":53", "outside", 0)
+	// The pod's loopback resolvers answer "local-resolver" when not captured.
+	for _, a := range []string{"127.0.0.53:53", "127.0.0.1:53"} {
+		udpNameServer(t, p.pod, a, "local-resolver", 0)
+		nameServer(t, p.pod, a, "local-resolver")
+	}
+
+	pod, pod4 := func(port int) string { return fmt.Sprintf("%s:%d", podV4, port) }, podV4
+	_ = pod4
+	out := func(port int) string { return fmt.Sprintf("%s:%d", outV4, port) }
+	excl := func(port int) string { return fmt.Sprintf("%s:%d", excludedV4, port) }
+	app, proxy := 0, proxyUIDInt
+	in := func(what string, port int, want string) probeCase {
+		return probeCase{what: what, ns: p.out, network: "tcp4", dst: pod(port), want: want}
+	}
+	tcp := func(what string, uid int, dst, want string) probeCase {
+		return probeCase{what: what, uid: uid, network: "tcp4", dst: dst, want: want}
+	}
+	udp := func(what string, uid int, dst, want string) probeCase {
+		return probeCase{what: what, uid: uid, network: "udp4", dst: dst, want: want}
+	}
+	resolv := "search svc.cluster.local\nnameserver 127.0.0.53\nnameserver 127.0.0.1\nnameserver " + outV4 + "\noptions ndots:5\n"
+	scenarios := []parityScenario{
+		{name: "8-bare-initnet-captures-everything", args: nil, probes: []probeCase{
+			in("outside → app port", appPort, "inbound"),
+			tcp("app → outside", app, out(outPort), "outbound"),
+			tcp("proxy → outside", proxy, out(outPort), "outside"),
+			tcp("app → localhost", app, "127.0.0.1:8080", "app"),
+			tcp("app → own pod IP", app, pod(appPort), "app"),
+			// 7: bare initnet keeps the proxy's metrics port out of capture.
+			in("outside → 15090 (--proxy-ports default)", metricsPort, "metrics"),
+		}},
+		{name: "8-istio-init-argv", args: []string{"istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337"}, probes: []probeCase{
+			in("outside → app port (nothing captured)", appPort, "app"),
+			tcp("app → outside (nothing captured)", app, out(outPort), "outside"),
+			tcp("proxy → own pod IP (still inbound, as Istio)", proxy, pod(appPort), "inbound"),
+		}},
+		{name: "7-istio-injected-captures-15090-unless-d", args: []string{"istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", "", "-b", "*", "-d", "15020"}, probes: []probeCase{
+			in("outside → 15090 (Istio captures it)", metricsPort, "inbound"),
+			in("outside → app", appPort, "inbound"),
+		}},
+		{name: "7-overlaps-istio-precedence", args: []string{"-b", fmt.Sprintf("%d,%d", appPort, metricsPort), "-d", fmt.Sprint(appPort), "-q", fmt.Sprint(outTLSPort), "-o", fmt.Sprint(outTLSPort), "-i", ""}, probes: []probeCase{
+			in("-b 8080 -d 8080: captured", appPort, "inbound"),
+			in("-b 15090: captured", metricsPort, "inbound"),
+			tcp("-q 9443 -o 9443: not captured", app, out(outTLSPort), "outside"),
+		}},
+		{name: "6-tunnel-port-never-captured", args: []string{"-b", fmt.Sprintf("*")}, probes: []probeCase{
+			in("outside → 15008", tunnelPort, "tunnel"),
+			tcp("proxy → own pod IP:15008", proxy, pod(tunnelPort), "tunnel"),
+			tcp("proxy → own pod IP:8080", proxy, pod(appPort), "inbound"),
+		}},
+		{name: "6-tunnel-port-listed-in-b", args: []string{"-b", fmt.Sprintf("%d,%d", tunnelPort, appPort)}, probes: []probeCase{
+			in("outside → 15008 (-b lists it)", tunnelPort, "tunnel"),
+		}},
+		{name: "5-no-inbound-proxy-calls-pod-ip", args: []string{"-b", ""}, probes: []probeCase{
+			in("outside → app (no inbound capture)", appPort, "app"),
+			tcp("proxy → own pod IP", proxy, pod(appPort), "inbound"),
+		}},
+		{name: "4-loopback-include-cidr", args: []string{"-i", "127.1.2.3/32," + outV4 + "/32"}, probes: []probeCase{
+			tcp("app → 127.1.2.3", app, "127.1.2.3:8080", "outbound"),
+			tcp("app → included outside", app, out(outPort), "outbound"),
+			tcp("app → 127.0.0.1", app, "127.0.0.1:8080", "app"),
+		}},
+		{name: "1-2-dns-resolv-conf", args: []string{"--redirect-dns"}, resolv: resolv, probes: []probeCase{
+			udp("app UDP → 127.0.0.53:53", app, "127.0.0.53:53", "dns"),
+			tcp("app TCP → 127.0.0.53:53", app, "127.0.0.53:53", "dns"),
+			udp("app UDP → 127.0.0.1:53", app, "127.0.0.1:53", "dns"),
+			tcp("app TCP → 127.0.0.1:53", app, "127.0.0.1:53", "dns"),
+			udp("app UDP → nameserver", app, out(53), "dns"),
+			tcp("app TCP → nameserver", app, out(53), "dns"),
+			udp("app UDP → not a nameserver", app, excl(53), "outside"),
+			tcp("app TCP → not a nameserver (outbound, as Istio)", app, excl(53), "outbound"),
+			udp("proxy UDP → nameserver (upstream, zone 1)", proxy, out(53), "outside"),
+			tcp("proxy TCP → nameserver", proxy, out(53), "outside"),
+			tcp("proxy → own pod IP:8080", proxy, pod(appPort), "inbound"),
+		}},
+		{name: "2-dns-capture-all", args: []string{"--redirect-dns", "--capture-all-dns"}, resolv: "nameserver 127.0.0.53\n", probes: []probeCase{
+			udp("app UDP → any server", app, excl(53), "dns"),
+			tcp("app TCP → any server", app, excl(53), "dns"),
+			udp("app UDP → 127.0.0.1:53", app, "127.0.0.1:53", "dns"),
+		}},
+		{name: "2-dns-no-nameservers", args: []string{"--redirect-dns"}, resolv: "search x\n", probes: []probeCase{
+			udp("app UDP → server", app, out(53), "outside"),
+			udp("app UDP → 127.0.0.53", app, "127.0.0.53:53", "local-resolver"),
+		}},
+		{name: "3-o-53-excludes-tcp-and-udp", args: []string{"--redirect-dns", "--capture-all-dns", "-o", "53"}, resolv: resolv, probes: []probeCase{
+			udp("app UDP → nameserver", app, out(53), "outside"),
+			tcp("app TCP → nameserver", app, out(53), "outside"),
+		}},
+		{name: "k-kube-virt-interfaces", args: []string{"-k", "eth1"}, probes: []probeCase{
+			{what: "VM (eth1) → outside server address", ns: p.out, network: "tcp4", dst: podX4 + ":8080", want: "outbound"},
+			in("eth0 → app still inbound", appPort, "inbound"),
+		}},
+		{name: "u-g-comma-lists", args: []string{"-u", "1337,1500", "-g", "1337,1501"}, probes: []probeCase{
+			tcp("uid 1500 → outside", 1500, out(outPort), "outside"),
+			tcp("uid 1337 → outside", proxy, out(outPort), "outside"),
+			tcp("app → outside", app, out(outPort), "outbound"),
+		}},
+	}
+
+	before := paritySnapshot(p)
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			args := append([]string{bins.initnet}, sc.args...)
+			args = append(args, "--backend", v.backend, "--log-format", "text", "--ipv6", "false")
+			args = append(args, v.flags...)
+			if sc.resolv != "" {
+				f := filepath.Join(t.TempDir(), "resolv.conf")
+				os.WriteFile(f, []byte(sc.resolv), 0o644)
+				args = append(args, "--resolv-conf", f)
+			}
+			out, code := p.exec(args...)
+			if code != 0 {
+				t.Fatalf("%v: exit %d\n%s", args, code, out)
+			}
+			for _, pc := range sc.probes {
+				ns := pc.ns
+				if ns == "" {
+					ns = p.pod
+				}
+				if got := landing(ns, pc.uid, pc.network, pc.dst); got != pc.want {
+					t.Errorf("%s (%s %s as uid %d): landed on %q, want %q", pc.what, pc.network, pc.dst, pc.uid, got, pc.want)
+				}
+			}
+			cleanup := append([]string{bins.initnet, "--cleanup", "--backend", v.backend, "--ipv6", "true"}, v.flags...)
+			if out, code := p.exec(cleanup...); code != 0 {
+				t.Fatalf("cleanup: exit %d\n%s", code, out)
+			}
+			if after := paritySnapshot(p); after != before {
+				t.Errorf("after --cleanup:\n%s\nwant (as before initnet)\n%s", after, before)
+			}
+		})
+	}
+}
