@@ -72,10 +72,14 @@ type Common struct {
 	DrainDelay     time.Duration
 	DrainTimeout   time.Duration
 	StartupTimeout time.Duration
+	// AdminControlFrom is who may use the admin server's control endpoints
+	// (POST /drain, /quitquitquit, pprof ...; see admin.Control).
+	AdminControlFrom []string
 }
 
 func (c *Common) bind(l *config.Loader, adminAddr string, drainDelay time.Duration) {
 	l.String(&c.AdminAddr, "admin-addr", adminAddr, "admin server listen address (probes, metrics, drain)")
+	l.Strings(&c.AdminControlFrom, "admin-control-from", admin.DefaultControlFrom, "client addresses/CIDRs allowed to use the admin control endpoints (POST /drain, /quitquitquit, pprof); probes and metrics answer everyone. 0.0.0.0/0,::/0 allows all")
 	l.String(&c.LogFormat, "log-format", "json", "log format: json or text")
 	l.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	l.Duration(&c.DrainDelay, "drain-delay", drainDelay, "after turning not-ready, keep accepting for this long (endpoint propagation)")
@@ -86,6 +90,9 @@ func (c *Common) bind(l *config.Loader, adminAddr string, drainDelay time.Durati
 func (c *Common) validate(p *config.Problems) {
 	if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
 		p.Add("admin-addr", c.AdminAddr, "want host:port (%v)", err)
+	}
+	if _, err := admin.ParseControlFrom(c.AdminControlFrom); err != nil {
+		p.Add("admin-control-from", strings.Join(c.AdminControlFrom, ","), "%v", err)
 	}
 	if _, err := logging.New(io.Discard, c.LogFormat, "info", ""); err != nil {
 		p.Add("log-format", c.LogFormat, "want json or text")
@@ -190,9 +197,11 @@ func Run[C any](ctx context.Context, h Helper[C], args, env []string, stdout, st
 		return ExitOK
 	case "wait":
 		return waitCmd(ctx, h.Name, h.AdminAddr, args, env, stdout, stderr)
+	case "drain":
+		return drainCmd(ctx, h.Name, h.AdminAddr, args, env, stdout, stderr)
 	case "run", "validate":
 	default:
-		fmt.Fprintf(stderr, "%s: unknown subcommand %q (want run, validate, wait or version)\n", h.Name, sub)
+		fmt.Fprintf(stderr, "%s: unknown subcommand %q (want run, validate, wait, drain or version)\n", h.Name, sub)
 		return ExitConfig
 	}
 
@@ -296,14 +305,15 @@ func serve[C any](ctx context.Context, h Helper[C], pc *parsed[C], info version.
 		log.Error("admin server: cannot listen", "addr", common.AdminAddr, "err", err)
 		return ExitRuntime
 	}
-	adminSrv := &http.Server{Handler: rt.Admin, ReadHeaderTimeout: 5 * time.Second}
+	controlFrom, _ := admin.ParseControlFrom(common.AdminControlFrom) // validated
+	adminSrv := &http.Server{Handler: admin.Guard(rt.Admin, controlFrom), ReadHeaderTimeout: 5 * time.Second}
 	go adminSrv.Serve(ln)
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		adminSrv.Shutdown(sctx)
 	}()
-	log.Info("starting", "version", info.Version, "commit", info.Commit, "admin", ln.Addr().String())
+	log.Info("starting", "version", info.Version, "commit", info.Commit, "admin", ln.Addr().String(), "admin_control_from", strings.Join(common.AdminControlFrom, ","))
 
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
@@ -468,5 +478,46 @@ func waitCmd(ctx context.Context, name, adminAddr string, args, env []string, st
 		return ExitRuntime
 	}
 	fmt.Fprintf(stdout, "%s wait: %s ready after %s\n", name, url, time.Since(start).Round(time.Millisecond))
+	return ExitOK
+}
+
+// drainCmd implements `HELPER drain`: POST /drain to a helper's admin port
+// on loopback — what a preStop hook runs (an httpGet hook cannot POST, and
+// the control endpoints answer only loopback clients by default).
+func drainCmd(ctx context.Context, name, adminAddr string, args, env []string, stdout, stderr io.Writer) int {
+	var admin string
+	var timeout time.Duration
+	l := config.NewLoader(name + "-drain")
+	l.String(&admin, "admin-addr", adminAddr, "admin address of the helper to drain (its port is used on 127.0.0.1)")
+	l.Duration(&timeout, "timeout", 5*time.Second, "give up after this long (exit 1)")
+	if _, err := l.Parse(args, env); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			l.Usage(stdout)
+			return ExitOK
+		}
+		fmt.Fprintf(stderr, "%s drain: %v\n", name, err)
+		return ExitConfig
+	}
+	_, port, err := net.SplitHostPort(admin)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s drain: --admin-addr %q: %v\n", name, admin, err)
+		return ExitConfig
+	}
+	url := "http://127.0.0.1:" + port + "/drain"
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodPost, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s drain: %v\n", name, err)
+		return ExitRuntime
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "%s drain: %s: HTTP %d %s\n", name, url, resp.StatusCode, strings.TrimSpace(string(body)))
+		return ExitRuntime
+	}
+	fmt.Fprintf(stdout, "%s drain: %s: %s\n", name, url, strings.TrimSpace(string(body)))
 	return ExitOK
 }
