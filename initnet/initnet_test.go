@@ -136,3 +136,88 @@ func TestYAMLConfig(t *testing.T) {
 		t.Errorf("bad YAML: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestIstioMode: `initnet istio-iptables …` takes istio-iptables' defaults
+// (nothing captured unless asked, no proxy ports, GID = UID) and its
+// environment variables, with its precedence (flag > extra env > env).
+func TestIstioMode(t *testing.T) {
+	dry := []string{"istio-iptables", "-n", "--backend", "iptables", "--ipv6", "false"}
+	code, out, stderr := run(t, nil, append(dry, "-p", "15001", "-z", "15006", "-u", "1337")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, absent := range []string{"SIDECARKIT_INBOUND", "-A SIDECARKIT_OUTBOUND -j SIDECARKIT_OUT_REDIRECT", "--dport 15090", "*raw"} {
+		if strings.Contains(out, absent) {
+			t.Errorf("istio-init argv installs %q:\n%s", absent, out)
+		}
+	}
+	for _, want := range []string{"--gid-owner 1337 -j RETURN", "! --dport 15008 -m owner --uid-owner 1337 -j SIDECARKIT_IN_REDIRECT"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("istio-init argv lacks %q:\n%s", want, out)
+		}
+	}
+	dir := t.TempDir()
+	resolv := filepath.Join(dir, "resolv.conf")
+	os.WriteFile(resolv, []byte("nameserver 10.96.0.10\n"), 0o644)
+	env := []string{"ISTIO_INBOUND_PORTS=*", "ISTIO_LOCAL_EXCLUDE_PORTS=15020,15021", "ISTIO_SERVICE_CIDR=10.0.0.0/8",
+		"REDIRECT_DNS=false", "ISTIO_META_DNS_CAPTURE=true", "INVALID_DROP=true", "PROXY_UID=1500", "KUBE_VIRT_INTERFACES=eth7",
+		"INITNET_RESOLV_CONF=" + resolv}
+	code, out, stderr = run(t, env, dry...)
+	if code != 0 {
+		t.Fatalf("env: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"-A SIDECARKIT_INBOUND -p tcp -m tcp --dport 15021 -j RETURN",
+		"-A SIDECARKIT_OUTBOUND -d 10.0.0.0/8 -j SIDECARKIT_OUT_REDIRECT",
+		"-d 10.96.0.10/32 -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053",
+		"-m conntrack --ctstate INVALID -j DROP",
+		"--uid-owner 1500 -j RETURN", "--gid-owner 1500 -j RETURN",
+		"-A SIDECARKIT_PREROUTING -d 10.0.0.0/8 -i eth7 -j SIDECARKIT_OUT_REDIRECT",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("Istio env: output lacks %q:\n%s", want, out)
+		}
+	}
+	// A flag beats the environment.
+	if _, out, _ = run(t, env, append(dry, "-b", "8080")...); strings.Contains(out, "15021") || !strings.Contains(out, "--dport 8080 -j SIDECARKIT_IN_REDIRECT") {
+		t.Errorf("flag does not win over ISTIO_INBOUND_PORTS:\n%s", out)
+	}
+	// Bare initnet does not read Istio's variables.
+	if _, out, _ = run(t, env, "-n", "--backend", "iptables", "--ipv6", "false"); strings.Contains(out, "--uid-owner 1500") {
+		t.Errorf("bare initnet read PROXY_UID:\n%s", out)
+	}
+	// Owner-group capture is refused, not ignored.
+	if code, _, stderr = run(t, []string{"ISTIO_OUTBOUND_OWNER_GROUPS=1000"}, dry...); code != ExitConfig || !strings.Contains(stderr, "owner group is not supported") {
+		t.Errorf("owner groups: exit %d %s", code, stderr)
+	}
+}
+
+// TestIstioFlagAliases: istio-iptables' flags that initnet maps onto its own.
+func TestIstioFlagAliases(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-n", "--backend", "iptables", "--ipv6", "false", "-k", "eth3"}, "-A SIDECARKIT_PREROUTING -i eth3 -j SIDECARKIT_OUT_REDIRECT"},
+		{[]string{"-n", "--native-nftables", "--ipv6", "false"}, "table ip sidecarkit"},
+		{[]string{"-n", "--force-iptables-binary", "legacy", "--ipv6", "false"}, "*nat"},
+		{[]string{"-n", "--backend", "iptables", "--ipv6", "false", "-e", "15999"}, "--dport 15999 -j RETURN"},
+		{[]string{"-n", "--backend", "iptables", "--ipv6", "false", "--drop-invalid"}, "*mangle"},
+		{[]string{"-n", "--backend", "iptables", "--dual-stack", "--reconcile", "--force-apply", "--ipv6", "false", "-u", "1337,1400"}, "--uid-owner 1400 -j RETURN"},
+	}
+	for _, c := range cases {
+		code, out, stderr := run(t, nil, c.args...)
+		if code != 0 || !strings.Contains(out, c.want) {
+			t.Errorf("%v: exit %d, want %q in\n%s%s", c.args, code, c.want, out, stderr)
+		}
+	}
+	if code, _, stderr := run(t, nil, "validate", "--force-iptables-binary", "both"); code != ExitConfig || !strings.Contains(stderr, `force-iptables-binary "both": want legacy or nft`) {
+		t.Errorf("bad --force-iptables-binary: %d %s", code, stderr)
+	}
+	if code, _, stderr := run(t, nil, "validate", "-m", "TPROXY"); code != ExitConfig || !strings.Contains(stderr, "TPROXY is not supported") {
+		t.Errorf("TPROXY: %d %s", code, stderr)
+	}
+	if code, _, stderr := run(t, nil, "--network-namespace", "/nonexistent"); code != ExitConfig || !strings.Contains(stderr, "network-namespace") {
+		t.Errorf("in-process --network-namespace: %d %s", code, stderr)
+	}
+}

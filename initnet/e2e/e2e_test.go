@@ -316,9 +316,8 @@ func capture(t *testing.T, bins binaries, v variant) {
 	// Someone else's rules in the pod, which initnet must leave alone (and
 	// the nat tables iptables-nft would otherwise create).
 	sh(t, "ip", "netns", "exec", p.pod, "nft", "add table inet keepme; add chain inet keepme c { type filter hook input priority 0; }; add rule inet keepme c tcp dport 22 accept")
-	// (iptables-nft creates a built-in chain on first use and iptables has no
-	// owner for it, so an empty PREROUTING that initnet's jump created stays
-	// after cleanup; real pods have Docker's or the CNI's rules there.)
+	// (A namespace with no rules at all is TestIstioParity's and
+	// iptables' TestCleanupLeavesFreshNamespaceEmpty's case.)
 	for _, tool := range []string{"iptables", "ip6tables"} {
 		sh(t, "ip", "netns", "exec", p.pod, tool, "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "--dport", "7", "-j", "RETURN")
 		sh(t, "ip", "netns", "exec", p.pod, tool, "-t", "nat", "-A", "PREROUTING", "-p", "udp", "--dport", "7", "-j", "RETURN")

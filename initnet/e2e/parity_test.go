@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -141,6 +142,25 @@ type parityScenario struct {
 	args   []string // after the initnet binary; backend flags are added
 	resolv string   // resolv.conf content, written to a file given as --resolv-conf
 	probes []probeCase
+	// hostNS: run initnet in the test's own namespace with
+	// --network-namespace pointing at the pod.
+	hostNS bool
+	// drift: a command (per backend) run in the pod after the apply that
+	// breaks initnet's rules; initnet is then applied again with --reconcile.
+	drift map[string][]string
+}
+
+// hostExec runs a command in the test's own namespace.
+func hostExec(t *testing.T) func(args ...string) (string, int) {
+	return func(args ...string) (string, int) {
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return string(out), 0
+	}
 }
 
 func paritySnapshot(p *pod) string {
@@ -299,6 +319,17 @@ func parity(t *testing.T, bins binaries, v variant) {
 			{what: "VM (eth1) → outside server address", ns: p.out, network: "tcp4", dst: podX4 + ":8080", want: "outbound"},
 			in("eth0 → app still inbound", appPort, "inbound"),
 		}},
+		{name: "network-namespace", hostNS: true, probes: []probeCase{
+			tcp("app → outside", app, out(outPort), "outbound"),
+			in("outside → app", appPort, "inbound"),
+		}},
+		{name: "reconcile-replaces-drift", drift: map[string][]string{
+			"nftables":        {"nft", "insert rule ip sidecarkit outbound return"},
+			"iptables-nft":    {"iptables-nft", "-t", "nat", "-I", "SIDECARKIT_OUTBOUND", "-j", "RETURN"},
+			"iptables-legacy": {"iptables-legacy", "-t", "nat", "-I", "SIDECARKIT_OUTBOUND", "-j", "RETURN"},
+		}, probes: []probeCase{
+			tcp("app → outside", app, out(outPort), "outbound"),
+		}},
 		{name: "u-g-comma-lists", args: []string{"-u", "1337,1500", "-g", "1337,1501"}, probes: []probeCase{
 			tcp("uid 1500 → outside", 1500, out(outPort), "outside"),
 			tcp("uid 1337 → outside", proxy, out(outPort), "outside"),
@@ -317,9 +348,25 @@ func parity(t *testing.T, bins binaries, v variant) {
 				os.WriteFile(f, []byte(sc.resolv), 0o644)
 				args = append(args, "--resolv-conf", f)
 			}
-			out, code := p.exec(args...)
+			run := p.exec
+			if sc.hostNS {
+				args = append(args, "--network-namespace", "/var/run/netns/"+p.pod)
+				run = hostExec(t)
+			}
+			out, code := run(args...)
 			if code != 0 {
 				t.Fatalf("%v: exit %d\n%s", args, code, out)
+			}
+			if d := sc.drift[v.name]; d != nil {
+				if o, code := p.exec(d...); code != 0 {
+					t.Fatalf("drift %v: %s", d, o)
+				}
+				if got := landing(p.pod, 0, "tcp4", fmt.Sprintf("%s:%d", outV4, outPort)); got != "outside" {
+					t.Fatalf("the drift did not take: app → outside landed on %q", got)
+				}
+				if o, code := p.exec(append(args, "--reconcile")...); code != 0 {
+					t.Fatalf("reconcile: exit %d\n%s", code, o)
+				}
 			}
 			for _, pc := range sc.probes {
 				ns := pc.ns
@@ -331,7 +378,10 @@ func parity(t *testing.T, bins binaries, v variant) {
 				}
 			}
 			cleanup := append([]string{bins.initnet, "--cleanup", "--backend", v.backend, "--ipv6", "true"}, v.flags...)
-			if out, code := p.exec(cleanup...); code != 0 {
+			if sc.hostNS {
+				cleanup = append(cleanup, "--network-namespace", "/var/run/netns/"+p.pod)
+			}
+			if out, code := run(cleanup...); code != 0 {
 				t.Fatalf("cleanup: exit %d\n%s", code, out)
 			}
 			if after := paritySnapshot(p); after != before {
