@@ -148,6 +148,7 @@ type parityScenario struct {
 	// drift: a command (per backend) run in the pod after the apply that
 	// breaks initnet's rules; initnet is then applied again with --reconcile.
 	drift map[string][]string
+	ipv6  bool // install IPv6 rules too
 }
 
 // hostExec runs a command in the test's own namespace.
@@ -319,6 +320,14 @@ func parity(t *testing.T, bins binaries, v variant) {
 			{what: "VM (eth1) → outside server address", ns: p.out, network: "tcp4", dst: podX4 + ":8080", want: "outbound"},
 			in("eth0 → app still inbound", appPort, "inbound"),
 		}},
+		{name: "ipv6-items-5-6-and-core", ipv6: true, args: []string{"-b", fmt.Sprint(appPort)}, probes: []probeCase{
+			{what: "outside → [pod]:8080", ns: p.out, network: "tcp6", dst: fmt.Sprintf("[%s]:%d", podV6, appPort), want: "inbound"},
+			{what: "outside → [pod]:15008", ns: p.out, network: "tcp6", dst: fmt.Sprintf("[%s]:%d", podV6, tunnelPort), want: "tunnel"},
+			{what: "proxy → [own pod IP]:8080", uid: proxy, network: "tcp6", dst: fmt.Sprintf("[%s]:%d", podV6, appPort), want: "inbound"},
+			{what: "proxy → [own pod IP]:15008", uid: proxy, network: "tcp6", dst: fmt.Sprintf("[%s]:%d", podV6, tunnelPort), want: "tunnel"},
+			{what: "app → [outside]", network: "tcp6", dst: fmt.Sprintf("[%s]:%d", outV6, outPort), want: "outbound"},
+			{what: "app → [::1]", network: "tcp6", dst: fmt.Sprintf("[::1]:%d", appPort), want: "app"},
+		}},
 		{name: "network-namespace", hostNS: true, probes: []probeCase{
 			tcp("app → outside", app, out(outPort), "outbound"),
 			in("outside → app", appPort, "inbound"),
@@ -341,7 +350,7 @@ func parity(t *testing.T, bins binaries, v variant) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			args := append([]string{bins.initnet}, sc.args...)
-			args = append(args, "--backend", v.backend, "--log-format", "text", "--ipv6", "false")
+			args = append(args, "--backend", v.backend, "--log-format", "text", "--ipv6", fmt.Sprint(sc.ipv6))
 			args = append(args, v.flags...)
 			if sc.resolv != "" {
 				f := filepath.Join(t.TempDir(), "resolv.conf")
