@@ -21,13 +21,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path"
 	"regexp"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sidecarkit/sidecarkit/proxy/jwtauth"
 	"github.com/sidecarkit/sidecarkit/proxy/mtls"
+	"github.com/sidecarkit/sidecarkit/proxy/pathnorm"
 	"github.com/sidecarkit/sidecarkit/shared/config"
 )
 
@@ -155,9 +155,12 @@ type Input struct {
 	Header           http.Header
 }
 
-// InputOf gathers a request's Input from its context and fields.
+// InputOf gathers a request's Input from its context and fields. The path
+// is the request's escaped path as it will be forwarded: the proxy has
+// normalised it (package pathnorm) before the listener chain runs, so the
+// decision and the app see the same path.
 func InputOf(r *http.Request) Input {
-	in := Input{Method: r.Method, Path: NormalizePath(r.URL.Path), Host: r.Host, Header: r.Header}
+	in := Input{Method: r.Method, Path: pathnorm.RawPath(r.URL), Host: r.Host, Header: r.Header}
 	if p := mtls.PeerFrom(r.Context()); p != nil {
 		in.Principal, in.Namespace = p.Identity.Principal(), p.Identity.Namespace
 	}
@@ -168,23 +171,6 @@ func InputOf(r *http.Request) Input {
 		in.SourceIP = net.ParseIP(host)
 	}
 	return in
-}
-
-// NormalizePath removes dot segments and repeated slashes the way the app
-// will read the path (Istio's BASE normalization plus slash merging), so
-// "/api/../admin" is judged as "/admin"; a trailing slash is kept.
-func NormalizePath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if !strings.Contains(p, "/.") && !strings.Contains(p, "//") && p[0] == '/' {
-		return p
-	}
-	c := path.Clean("/" + p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c
 }
 
 // Engine decides requests against the policies.
@@ -394,8 +380,17 @@ func (c Condition) values(in Input) []string {
 	case k == "request.auth.principal":
 		return []string{in.RequestPrincipal}
 	case strings.HasPrefix(k, "request.headers["):
-		name := k[len("request.headers[") : len(k)-1]
-		return in.Header.Values(name)
+		// Repeated headers are joined with "," before matching (Envoy's
+		// getAllOfHeaderAsString, as Istio does): "x-role: user" plus
+		// "x-role: admin" is "user,admin", which does not equal "admin".
+		vs := in.Header.Values(k[len("request.headers[") : len(k)-1])
+		switch len(vs) {
+		case 0:
+			return nil
+		case 1:
+			return vs
+		}
+		return []string{strings.Join(vs, ",")}
 	}
 	if in.Auth == nil {
 		return nil

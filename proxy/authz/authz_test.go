@@ -5,11 +5,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/sidecarkit/sidecarkit/proxy/jwtauth"
 	"github.com/sidecarkit/sidecarkit/proxy/mtls"
+	"github.com/sidecarkit/sidecarkit/proxy/pathnorm"
 	"gopkg.in/yaml.v3"
 )
 
@@ -157,23 +159,62 @@ func TestMiddleware403(t *testing.T) {
 	}
 }
 
-func TestPathNormalization(t *testing.T) {
-	for in, want := range map[string]string{"/api/x": "/api/x", "/api/../admin": "/admin", "//admin": "/admin", "/api/./x/": "/api/x/", "/a/b/../../..": "/", "": "/", "admin": "/admin"} {
-		if got := NormalizePath(in); got != want {
-			t.Errorf("NormalizePath(%q) = %q, want %q", in, got, want)
-		}
-	}
+// TestDecidesOnForwardedPath: authorization judges the path the proxy
+// forwards — normalised once by pathnorm before the chain — so a dot
+// segment, an encoded letter or a backslash cannot reach /admin past a
+// DENY, and "%2F" stays part of its segment (forwarded encoded too).
+func TestDecidesOnForwardedPath(t *testing.T) {
 	e := parse(t, policies)
-	h := e.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("app")) }))
+	var got string
+	h := e.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.URL.RequestURI(); w.Write([]byte("app")) }))
 	id, _ := mtls.ParseSPIFFE("spiffe://" + frontend)
-	for p, want := range map[string]int{"/api/items": 200, "/api/items/../../admin": 403, "/api//items": 200} {
+	for target, want := range map[string]int{"/api/items": 200, "/api/items/../../admin": 403, "/api//items": 200, "/%61pi/items": 200, `/api\..\admin`: 403, "/api%2f..%2fadmin": 403} {
 		r := httptest.NewRequest("GET", "/", nil)
-		r.URL.Path = p // what a client can send; the app would serve the cleaned path
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pathnorm.Apply(u, pathnorm.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		r.URL = u
 		r = r.WithContext(mtls.WithPeer(r.Context(), &mtls.Peer{Identity: id}))
 		w := httptest.NewRecorder()
+		got = ""
 		h.ServeHTTP(w, r)
 		if w.Code != want {
-			t.Errorf("frontend GET %s: %d, want %d", p, w.Code, want)
+			t.Errorf("frontend GET %s: %d, want %d", target, w.Code, want)
+		}
+		if w.Code == 200 && got != pathnorm.RawPath(u) {
+			t.Errorf("GET %s: decided on %q, app got %q", target, pathnorm.RawPath(u), got)
+		}
+	}
+}
+
+// TestRepeatedHeadersJoined: Istio joins repeated header values with ","
+// before matching, so a second value cannot satisfy an exact match.
+func TestRepeatedHeadersJoined(t *testing.T) {
+	e := parse(t, `
+policies:
+- name: admins
+  action: ALLOW
+  rules: [{when: [{key: "request.headers[x-role]", values: [admin]}]}]
+- name: no-debug
+  action: DENY
+  rules: [{when: [{key: "request.headers[x-debug]", notValues: ["off"]}]}]
+`)
+	for _, c := range []struct {
+		h    http.Header
+		want bool
+	}{
+		{http.Header{"X-Role": {"admin"}, "X-Debug": {"off"}}, true},
+		{http.Header{"X-Role": {"user", "admin"}, "X-Debug": {"off"}}, false},
+		{http.Header{"X-Role": {"admin", "admin"}, "X-Debug": {"off"}}, false},
+		{http.Header{"X-Role": {"admin"}, "X-Debug": {"off"}}, true},
+		{http.Header{"X-Role": {"admin"}, "X-Debug": {"off", "on"}}, false},
+	} {
+		if ok, _ := e.Decide(Input{Method: "GET", Path: "/", Header: c.h}); ok != c.want {
+			t.Errorf("%v: allowed %v, want %v", c.h, ok, c.want)
 		}
 	}
 }

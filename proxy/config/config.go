@@ -21,6 +21,7 @@ import (
 	"github.com/sidecarkit/sidecarkit/proxy/fault"
 	"github.com/sidecarkit/sidecarkit/proxy/jwtauth"
 	"github.com/sidecarkit/sidecarkit/proxy/mtls"
+	"github.com/sidecarkit/sidecarkit/proxy/pathnorm"
 	"github.com/sidecarkit/sidecarkit/proxy/ratelimit"
 	"github.com/sidecarkit/sidecarkit/proxy/upstream"
 	skconfig "github.com/sidecarkit/sidecarkit/shared/config"
@@ -70,6 +71,11 @@ type Config struct {
 	OutboundPassthrough bool          // transparent outbound: unmatched traffic goes to its original destination (else 404 NR)
 	Pprof               bool          // serve net/http/pprof under /debug/pprof/ on the admin port
 	HTTP1Server         string        // "proxy" (package h1) or "net/http"
+	// PathNormalization and PathEscapedSlashes: how request paths are
+	// normalised before every decision and forwarded (package pathnorm;
+	// Istio's meshConfig.pathNormalization).
+	PathNormalization  string
+	PathEscapedSlashes string
 
 	Listeners []Listener               `yaml:"listeners"`
 	Routes    []Route                  `yaml:"routes"`
@@ -166,6 +172,11 @@ type Header struct {
 	Value string `yaml:"value"`
 }
 
+// PathOptions are the request path normalisation options.
+func (c *Config) PathOptions() pathnorm.Options {
+	return pathnorm.Options{Mode: c.PathNormalization, EscapedSlashes: c.PathEscapedSlashes}
+}
+
 // Bind registers the proxy's options on l. The flag names are stable
 // (initnet runs `proxy --mode transparent`); see README.md.
 func Bind(l *skconfig.Loader, c *Config) {
@@ -187,6 +198,8 @@ func Bind(l *skconfig.Loader, c *Config) {
 	l.Var(int64Value{&c.MaxRequestBodyBytes}, "max-request-body-bytes", "default request body cap in bytes, 413 above it (0: none; routes override)")
 	l.Bool(&c.OutboundPassthrough, "outbound-passthrough", true, "transparent mode: outbound traffic no route matches goes to its original destination (false: 404 with flag NR)")
 	l.String(&c.HTTP1Server, "http1-server", "proxy", "HTTP/1.x downstream server: proxy (own loop on net/http's parser; checks every request for Content-Length + Transfer-Encoding) or net/http (http.Server)")
+	l.String(&c.PathNormalization, "path-normalization", pathnorm.Base, "request path normalisation before authorization, JWT, routing and rate limits, and forwarded as normalised (Istio's meshConfig.pathNormalization): NONE, BASE (RFC 3986 dot segments, \\ to /, unreserved escapes decoded), MERGE_SLASHES (BASE + // to /) or DECODE_AND_MERGE_SLASHES (%2F and %5C decoded first)")
+	l.String(&c.PathEscapedSlashes, "path-escaped-slashes", pathnorm.Keep, "%2F and %5C in a path (BASE, MERGE_SLASHES): keep (forwarded encoded) or reject (400)")
 	l.Bool(&c.Pprof, "pprof", false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin port")
 	l.Section(&c.Listeners, "listeners", "listeners (name, address, direction, transparent, target, cluster, protocol, sni); default derived from the flags")
 	l.Section(&c.Routes, "routes", "HTTP routes (name, listeners, match{hosts,path,headers,port}, cluster, header add/remove, max_request_body_bytes, timeout)")
@@ -334,6 +347,11 @@ func Validate(c *Config) error {
 	}
 	if c.HTTP1Server != "proxy" && c.HTTP1Server != "net/http" {
 		p.Add("http1-server", c.HTTP1Server, "want proxy or net/http")
+	}
+	if err := (pathnorm.Options{Mode: c.PathNormalization}).Validate(); err != nil {
+		p.Add("path-normalization", c.PathNormalization, "want NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES")
+	} else if err := c.PathOptions().Validate(); err != nil {
+		p.Add("path-escaped-slashes", c.PathEscapedSlashes, "want keep or reject (reject does not go with DECODE_AND_MERGE_SLASHES, which decodes them)")
 	}
 	if c.MaxRequestBodyBytes < 0 {
 		p.Add("max-request-body-bytes", c.MaxRequestBodyBytes, "must not be negative")

@@ -36,6 +36,8 @@ import (
 	"github.com/sidecarkit/sidecarkit/proxy/direct"
 	"github.com/sidecarkit/sidecarkit/proxy/listener"
 	"github.com/sidecarkit/sidecarkit/proxy/mtls"
+	"github.com/sidecarkit/sidecarkit/proxy/pathnorm"
+	"github.com/sidecarkit/sidecarkit/proxy/ratelimit"
 	"github.com/sidecarkit/sidecarkit/proxy/route"
 	"github.com/sidecarkit/sidecarkit/proxy/stats"
 	"github.com/sidecarkit/sidecarkit/proxy/upstream"
@@ -58,6 +60,9 @@ type Snapshot struct {
 	Middleware    map[string]http.Handler
 	ListenerChain map[string]http.Handler
 	Listeners     map[string]config.Listener
+	// Limiters are the routes' rate-limit buckets by route name; the next
+	// snapshot reuses those whose rate_limit did not change.
+	Limiters map[string]*ratelimit.Limiter
 	// Closers release what the snapshot's middleware holds (JWKS refresh).
 	Closers []func()
 	Config  *config.Config
@@ -178,12 +183,57 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	snap := h.State.Load()
 	x.snap = snap
+	if !h.canonical(w, r, x) {
+		return
+	}
 	if chain := snap.ListenerChain[h.Listener.Name]; chain != nil {
 		x.rec = &recorder{ResponseWriter: w, x: x}
 		chain.ServeHTTP(x.rec, r.WithContext(context.WithValue(r.Context(), exKey{}, x)))
 		return
 	}
 	h.route(w, r, x)
+}
+
+// canonical puts the request in the one form every decision (JWT,
+// authorization, route, rate limit) looks at and the app receives: a method
+// that is an upper-case token (Envoy answers 400 to "get" or ":method
+// delete"; a method policy must not be sidestepped by case), and the path
+// normalised per the configuration (package pathnorm), forwarded as
+// decided. It answers 400 itself and returns false otherwise.
+func (h *Handler) canonical(w http.ResponseWriter, r *http.Request, x *exchange) bool {
+	if !validMethod(r.Method) {
+		if r.ProtoMajor < 2 {
+			w.Header().Set("Connection", "close")
+		}
+		h.localReply(w, x, http.StatusBadRequest, "invalid method")
+		return false
+	}
+	if r.Method == http.MethodConnect {
+		return true
+	}
+	if _, err := pathnorm.Apply(r.URL, x.snap.Config.PathOptions()); err != nil {
+		if r.ProtoMajor < 2 {
+			w.Header().Set("Connection", "close")
+		}
+		h.localReply(w, x, http.StatusBadRequest, "invalid path: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// validMethod: an RFC 9110 token of upper-case letters, digits, '-' and
+// '_' (GET, M-SEARCH, VERSION-CONTROL, QUERY, ...).
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // Route is the last handler of a listener's middleware chain: it matches
@@ -202,7 +252,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) {
 	snap := x.snap
 	port := h.destPort(x.conn)
 	if t := snap.Tables[h.Listener.Name]; t != nil {
-		x.route = t.Match(r.Host, r.URL.Path, r.Header, port)
+		x.route = t.Match(r.Host, pathnorm.RawPath(r.URL), r.Header, port)
 	}
 	if r.Method == http.MethodConnect {
 		h.connect(w, r, x, snap)

@@ -74,7 +74,8 @@ func applies(r config.Route, listener, dir string) bool {
 func (t *Table) Len() int { return len(t.routes) }
 
 // Match returns the first route matching the request, or nil. host may carry
-// a port; port is the destination port (0: unknown, port matches fail).
+// a port; path is the escaped path as normalised by the proxy (pathnorm) and
+// forwarded; port is the destination port (0: unknown, port matches fail).
 func (t *Table) Match(host, path string, h http.Header, port int) *Route {
 	if len(t.routes) == 0 {
 		return nil
@@ -120,11 +121,11 @@ func (r *Route) match(host, path string, h http.Header, port int) bool {
 				return false
 			}
 		case hm.exact != "":
-			if !contains(vs, func(v string) bool { return v == hm.exact }) {
+			if len(vs) == 0 || joined(vs) != hm.exact {
 				return false
 			}
 		case hm.prefix != "":
-			if !contains(vs, func(v string) bool { return strings.HasPrefix(v, hm.prefix) }) {
+			if len(vs) == 0 || !strings.HasPrefix(joined(vs), hm.prefix) {
 				return false
 			}
 		default:
@@ -136,13 +137,14 @@ func (r *Route) match(host, path string, h http.Header, port int) bool {
 	return true
 }
 
-func contains(vs []string, f func(string) bool) bool {
-	for _, v := range vs {
-		if f(v) {
-			return true
-		}
+// joined is a repeated header's values joined with "," (Envoy's
+// getAllOfHeaderAsString, which Istio's header matches see): a second
+// "x-canary: true" line cannot turn a "false" into a match.
+func joined(vs []string) string {
+	if len(vs) == 1 {
+		return vs[0]
 	}
-	return false
+	return strings.Join(vs, ",")
 }
 
 // StripPort returns host without a trailing :port (IPv6 brackets removed).

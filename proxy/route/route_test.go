@@ -35,6 +35,11 @@ func TestMatch(t *testing.T) {
 		want       string
 	}{
 		{"orders", "/api/x", h("X-Canary", "true"), 80, "canary"},
+		// Repeated headers are joined with "," before matching (Istio).
+		{"orders", "/api/x", h("X-Canary", "false", "X-Canary", "true"), 80, "api"},
+		{"orders", "/api/x", h("X-Canary", "true", "X-Canary", "true"), 80, "api"},
+		{"x", "/", h("X-Debug", "1", "Ua", "curl/8", "Ua", "x"), 1, "debug"},
+		{"x", "/", h("X-Debug", "1", "Ua", "wget", "Ua", "curl/8"), 1, ""},
 		{"orders:8080", "/api/x", nil, 80, "api"},
 		{"ORDERS", "/api/x", nil, 80, "api"},
 		{"a.orders.svc", "/api/", nil, 80, "api"},
