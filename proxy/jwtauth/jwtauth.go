@@ -1,8 +1,9 @@
 // Package jwtauth authenticates requests by JWT the way Istio's
 // RequestAuthentication does: RS256/ES256 tokens from the Authorization
-// header (or configured headers/query parameters) are verified against a
-// provider's JWKS (a file or a URL, cached and refreshed), issuer and
-// audience are checked, and the claims are put in the request context for
+// header or the access_token query parameter (Envoy's defaults; or the
+// configured headers/query parameters) are verified against a provider's
+// JWKS (a file or a URL, cached and refreshed), issuer and audience are
+// checked, and the claims are put in the request context for
 // authz (FromContext) and optionally copied to headers. A present but
 // invalid token is answered 401; a request without a token passes without a
 // principal unless the config requires one (authz can still deny it).
@@ -33,12 +34,15 @@ type Config struct {
 
 // Provider is one token issuer (Istio's jwtRules entry).
 type Provider struct {
-	Issuer       string        `yaml:"issuer"`
-	Audiences    []string      `yaml:"audiences,omitempty"` // token must name one of them; empty: not checked
-	JWKSFile     string        `yaml:"jwks_file,omitempty"`
-	JWKSURI      string        `yaml:"jwks_uri,omitempty"`
-	Refresh      time.Duration `yaml:"jwks_refresh,omitempty"` // default 5m (URL) / 10s (file)
-	FromHeaders  []HeaderRef   `yaml:"from_headers,omitempty"` // default Authorization: "Bearer "
+	Issuer    string        `yaml:"issuer"`
+	Audiences []string      `yaml:"audiences,omitempty"` // token must name one of them; empty: not checked
+	JWKSFile  string        `yaml:"jwks_file,omitempty"`
+	JWKSURI   string        `yaml:"jwks_uri,omitempty"`
+	Refresh   time.Duration `yaml:"jwks_refresh,omitempty"` // default 5m (URL) / 10s (file)
+	// Token locations. With neither set: "Authorization: Bearer <token>"
+	// and the access_token query parameter (Envoy's defaults); setting
+	// either replaces both defaults (from_headers only: no query token).
+	FromHeaders  []HeaderRef   `yaml:"from_headers,omitempty"`
 	FromParams   []string      `yaml:"from_params,omitempty"`
 	Forward      bool          `yaml:"forward_original_token,omitempty"` // keep the token header for the app
 	ClaimHeaders []ClaimHeader `yaml:"output_claim_to_headers,omitempty"`
@@ -240,40 +244,82 @@ func (a *Authenticator) Verify(raw string) (*Result, error) {
 	return &Result{Issuer: std.Issuer, Subject: std.Subject, Audience: std.Audience, Claims: all}, nil
 }
 
-// token finds the request's token and the provider sources it came from.
-func (a *Authenticator) token(r *http.Request) (string, func(*http.Request)) {
+// found is one token in a request and where it came from.
+type found struct {
+	raw    string
+	header string // "" for a query parameter
+}
+
+// Default token locations when a provider names none (Envoy's jwt_authn
+// defaults): "Authorization: Bearer <token>" and the access_token query
+// parameter.
+var (
+	defaultHeaders = []HeaderRef{{Name: "Authorization", Prefix: "Bearer "}}
+	defaultParams  = []string{"access_token"}
+)
+
+// tokens returns every token the request carries in any provider's
+// locations. A repeated token header is one value joined with "," (as
+// Envoy reads it), so two tokens there make one invalid token rather than
+// letting the proxy verify one while the app reads the other.
+func (a *Authenticator) tokens(r *http.Request) []found {
+	var out []found
+	seen := map[found]bool{}
+	add := func(f found) {
+		if f.raw != "" && !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	var query url.Values
 	for _, p := range a.providers {
-		hs := p.cfg.FromHeaders
-		if len(hs) == 0 && len(p.cfg.FromParams) == 0 {
-			hs = []HeaderRef{{Name: "Authorization", Prefix: "Bearer "}}
+		hs, ps := p.cfg.FromHeaders, p.cfg.FromParams
+		if len(hs) == 0 && len(ps) == 0 {
+			hs, ps = defaultHeaders, defaultParams
 		}
 		for _, h := range hs {
-			v := r.Header.Get(h.Name)
-			if v == "" {
+			vs := r.Header.Values(h.Name)
+			if len(vs) == 0 {
 				continue
 			}
-			if h.Prefix != "" {
-				if len(v) < len(h.Prefix) || !strings.EqualFold(v[:len(h.Prefix)], h.Prefix) {
-					continue
-				}
+			if h.Prefix == "" {
+				add(found{strings.TrimSpace(strings.Join(vs, ",")), h.Name})
+				continue
+			}
+			prefixed := false
+			for _, v := range vs {
+				prefixed = prefixed || hasPrefixFold(v, h.Prefix)
+			}
+			if !prefixed {
+				continue // another scheme (Basic ...): not a token
+			}
+			v := strings.Join(vs, ",")
+			if hasPrefixFold(v, h.Prefix) {
 				v = v[len(h.Prefix):]
 			}
-			name := h.Name
-			return strings.TrimSpace(v), func(r *http.Request) { r.Header.Del(name) }
+			add(found{strings.TrimSpace(v), h.Name})
 		}
-		for _, q := range p.cfg.FromParams {
-			if v := r.URL.Query().Get(q); v != "" {
-				return v, func(*http.Request) {}
+		if len(ps) > 0 && query == nil {
+			query = r.URL.Query()
+		}
+		for _, q := range ps {
+			for _, v := range query[q] {
+				add(found{v, ""})
 			}
 		}
 	}
-	return "", nil
+	return out
 }
 
-// Middleware verifies the request's token: 401 when it is invalid (or
-// missing and required), else the claims go in the context and, per the
-// issuer's provider, to headers; the token header is removed unless
-// forward_original_token.
+func hasPrefixFold(v, prefix string) bool {
+	return len(v) >= len(prefix) && strings.EqualFold(v[:len(prefix)], prefix)
+}
+
+// Middleware verifies the request's tokens — every one it carries, in the
+// headers and query parameters of every provider, must verify: 401 when one
+// is invalid (or none is there and one is required). The first token's
+// claims go in the context and, per its issuer's provider, to headers;
+// verified token headers are removed unless forward_original_token.
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Claim headers are ours to set: a client must not forge them.
@@ -282,8 +328,8 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 				r.Header.Del(ch.Header)
 			}
 		}
-		raw, strip := a.token(r)
-		if raw == "" {
+		toks := a.tokens(r)
+		if len(toks) == 0 {
 			if a.cfg.Require {
 				a.results.WithLabelValues("missing").Inc()
 				deny(w, ErrMissing)
@@ -293,25 +339,34 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		res, err := a.Verify(raw)
-		if err != nil {
-			a.results.WithLabelValues("denied").Inc()
-			// Never log the token itself.
-			a.log.Debug("JWT refused", "err", err, "path", r.URL.Path)
-			deny(w, err)
-			return
+		var first *Result
+		var strip []string
+		for _, t := range toks {
+			res, err := a.Verify(t.raw)
+			if err != nil {
+				a.results.WithLabelValues("denied").Inc()
+				// Never log the token itself.
+				a.log.Debug("JWT refused", "err", err, "path", r.URL.Path)
+				deny(w, err)
+				return
+			}
+			if first == nil {
+				first = res
+			}
+			if t.header != "" && !a.byIssuer[res.Issuer].cfg.Forward {
+				strip = append(strip, t.header)
+			}
 		}
 		a.results.WithLabelValues("allowed").Inc()
-		p := a.byIssuer[res.Issuer]
-		if !p.cfg.Forward {
-			strip(r)
+		for _, h := range strip {
+			r.Header.Del(h)
 		}
-		for _, ch := range p.cfg.ClaimHeaders {
-			if v, ok := claimString(res.Claims[ch.Claim]); ok {
+		for _, ch := range a.byIssuer[first.Issuer].cfg.ClaimHeaders {
+			if v, ok := claimString(first.Claims[ch.Claim]); ok {
 				r.Header.Set(ch.Header, v)
 			}
 		}
-		next.ServeHTTP(w, r.WithContext(WithResult(r.Context(), res)))
+		next.ServeHTTP(w, r.WithContext(WithResult(r.Context(), first)))
 	})
 }
 

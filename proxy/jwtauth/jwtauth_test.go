@@ -279,3 +279,59 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestTokenLocations: the access_token query parameter is read by default
+// (Envoy's default), every token present must verify, and a repeated token
+// header is one (invalid) token — the proxy never verifies one token while
+// the app reads another.
+func TestTokenLocations(t *testing.T) {
+	rs := newRSA(t, "rsa-1")
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	os.WriteFile(file, jwks(t, rs), 0o644)
+	good := rs.sign(t, claims("https://issuer.example", "alice", "shop", time.Hour))
+	bad := newRSA(t, "rsa-1").sign(t, claims("https://issuer.example", "mallory", "shop", time.Hour))
+	mk := func(p Provider, require bool) http.Handler {
+		p.Issuer, p.JWKSFile = "https://issuer.example", file
+		a, err := New(Config{Providers: []Provider{p}, Require: require}, Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		return a.Middleware(echo)
+	}
+	def := mk(Provider{}, false)
+	defRequired := mk(Provider{}, true)
+	headerOnly := mk(Provider{FromHeaders: []HeaderRef{{Name: "Authorization", Prefix: "Bearer "}}}, false)
+	custom := mk(Provider{FromParams: []string{"jwt"}}, false)
+	for _, c := range []struct {
+		name   string
+		h      http.Handler
+		target string
+		auth   []string
+		code   int
+		body   string
+	}{
+		{"default: valid query token", def, "/api?access_token=" + good, nil, 200, "principal=https://issuer.example/alice"},
+		{"default: invalid query token", def, "/api?access_token=" + bad, nil, 401, "Jwt verification fails"},
+		{"default: required, query token", defRequired, "/api?access_token=" + good, nil, 200, "principal=https://issuer.example/alice"},
+		{"default: encoded param name", def, "/api?access%5Ftoken=" + bad, nil, 401, "Jwt verification fails"},
+		{"default: two query tokens, one bad", def, "/api?access_token=" + good + "&access_token=" + bad, nil, 401, "Jwt"},
+		{"default: good header, bad query", def, "/api?access_token=" + bad, []string{"Bearer " + good}, 401, "Jwt"},
+		{"repeated Authorization", def, "/api", []string{"Bearer " + good, "Bearer " + bad}, 401, "Jwt"},
+		{"Basic then Bearer", def, "/api", []string{"Basic eDp5", "Bearer " + bad}, 401, "Jwt"},
+		{"Basic only", def, "/api", []string{"Basic eDp5"}, 200, "principal=none"},
+		{"header only: query ignored", headerOnly, "/api?access_token=" + bad, nil, 200, "principal=none"},
+		{"custom param", custom, "/api?jwt=" + bad, nil, 401, "Jwt"},
+		{"custom param: access_token not read", custom, "/api?access_token=" + bad, nil, 200, "principal=none"},
+	} {
+		r := httptest.NewRequest("GET", c.target, nil)
+		for _, v := range c.auth {
+			r.Header.Add("Authorization", v)
+		}
+		w := httptest.NewRecorder()
+		c.h.ServeHTTP(w, r)
+		if w.Code != c.code || !strings.HasPrefix(w.Body.String(), c.body) {
+			t.Errorf("%s: %d %q, want %d %q", c.name, w.Code, w.Body.String(), c.code, c.body)
+		}
+	}
+}
