@@ -1,6 +1,7 @@
 // Package ratelimit is the proxy's local rate limit (Envoy's
 // local_ratelimit): a token bucket per route; a request that finds it empty
-// is answered 429 without reaching the upstream. Every answer carries
+// is answered 429 without reaching the upstream. A reload keeps the bucket of
+// a route whose rate_limit is unchanged (Reuse). Every answer carries
 // x-ratelimit-limit, x-ratelimit-remaining and x-ratelimit-reset (seconds
 // until a token is back), as in the IETF RateLimit header draft Envoy follows.
 package ratelimit
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"reflect"
 	"strconv"
 	"sync"
 	"time"
@@ -61,6 +63,16 @@ func New(cfg Config) (*Limiter, error) {
 	r := rate.Limit(float64(per) / cfg.FillInterval.Seconds())
 	l := &Limiter{cfg: cfg, lim: rate.NewLimiter(r, cfg.MaxTokens), headers: cfg.Headers == nil || *cfg.Headers, now: time.Now}
 	return l, nil
+}
+
+// Reuse returns old when it was built from the same configuration (a
+// configuration reload keeps an unchanged route's bucket with the tokens it
+// has left, instead of refilling it), else a new full bucket.
+func Reuse(old *Limiter, cfg Config) (*Limiter, error) {
+	if old != nil && reflect.DeepEqual(old.cfg, cfg) {
+		return old, nil
+	}
+	return New(cfg)
 }
 
 // Take takes a token at now and reports whether there was one, the tokens

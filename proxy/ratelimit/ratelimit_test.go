@@ -58,3 +58,25 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestReuseKeepsTokens(t *testing.T) {
+	cfg := Config{MaxTokens: 2, FillInterval: time.Hour}
+	l, _ := New(cfg)
+	now := time.Now()
+	l.Take(now)
+	l.Take(now)
+	same, err := Reuse(l, Config{MaxTokens: 2, FillInterval: time.Hour})
+	if err != nil || same != l {
+		t.Fatalf("unchanged config: new bucket (%v)", err)
+	}
+	if ok, _, _ := same.Take(now); ok {
+		t.Fatal("reused bucket was refilled")
+	}
+	changed, _ := Reuse(l, Config{MaxTokens: 3, FillInterval: time.Hour})
+	if changed == l {
+		t.Fatal("changed config kept the old bucket")
+	}
+	if fresh, _ := Reuse(nil, cfg); fresh == nil {
+		t.Fatal("no bucket")
+	}
+}

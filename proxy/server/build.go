@@ -33,6 +33,7 @@ func (s *Server) build(c *config.Config) (*httpproxy.Snapshot, error) {
 		Clusters:      map[string]httpproxy.Cluster{},
 		Middleware:    map[string]http.Handler{},
 		ListenerChain: map[string]http.Handler{},
+		Limiters:      map[string]*ratelimit.Limiter{},
 		Listeners:     map[string]config.Listener{},
 		Config:        c,
 	}
@@ -166,10 +167,15 @@ func (s *Server) buildMiddleware(c *config.Config, snap *httpproxy.Snapshot) err
 			h, wrapped = f.Middleware(h), true
 		}
 		if r.RateLimit != nil {
-			rl, err := ratelimit.New(*r.RateLimit)
+			var old *ratelimit.Limiter
+			if cur := s.state.Load(); cur != nil {
+				old = cur.Limiters[r.Name]
+			}
+			rl, err := ratelimit.Reuse(old, *r.RateLimit)
 			if err != nil {
 				return fmt.Errorf("route %s rate_limit: %w", r.Name, err)
 			}
+			snap.Limiters[r.Name] = rl
 			h, wrapped = rl.Middleware(h), true
 		}
 		if wrapped {
