@@ -15,11 +15,17 @@ type ClientConfig struct {
 	Files      `yaml:",inline"`
 	ServerName string   `yaml:"server_name,omitempty"` // SNI; also checked against the server's DNS SANs unless match_sans is set
 	MatchSANs  []string `yaml:"match_sans,omitempty"`  // accepted server identities (SPIFFE URIs or DNS names); empty: any cert from the CA
+	// CipherSuites are the TLS 1.2 suites offered (Go/IANA or OpenSSL
+	// names); default DefaultCipherSuites (ECDHE + AEAD only).
+	CipherSuites []string `yaml:"cipher_suites,omitempty"`
 }
 
 // Validate reports every problem, naming the key and value.
 func (c *ClientConfig) Validate() error {
 	errs := c.Files.problems("tls.")
+	if _, err := cipherSuites(c.CipherSuites, "tls."); err != nil {
+		errs = append(errs, err)
+	}
 	for _, s := range c.MatchSANs {
 		if s == "" {
 			errs = append(errs, fmt.Errorf("tls.match_sans %q: empty name", s))
@@ -31,7 +37,8 @@ func (c *ClientConfig) Validate() error {
 // Client originates mTLS with credentials reloaded from files.
 type Client struct {
 	*reloader
-	cfg ClientConfig
+	cfg    ClientConfig
+	suites []uint16
 }
 
 // NewClient loads the files and starts watching them. Close stops that.
@@ -43,7 +50,8 @@ func NewClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{reloader: r, cfg: cfg}, nil
+	suites, _ := cipherSuites(cfg.CipherSuites, "tls.") // validated above
+	return &Client{reloader: r, cfg: cfg, suites: suites}, nil
 }
 
 // TLSConfig returns a fresh client config for one connection: it presents
@@ -52,8 +60,9 @@ func NewClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
 func (c *Client) TLSConfig() *tls.Config {
 	b := c.cur.Load()
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		ServerName: c.cfg.ServerName,
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: c.suites,
+		ServerName:   c.cfg.ServerName,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return c.cur.Load().cert, nil
 		},

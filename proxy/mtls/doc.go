@@ -13,7 +13,9 @@
 // change (fsnotify on their directories, so Kubernetes' symlink-swapped
 // secret volumes work); each handshake uses the newest good set, existing
 // connections are not touched, and a half-written or mismatched set is
-// refused with a log line while the previous one stays in use. TLS 1.2+.
+// refused with a log line while the previous one stays in use. TLS 1.2+;
+// TLS 1.2 offers and accepts only ECDHE + AEAD suites unless cipher_suites
+// says otherwise (DefaultCipherSuites).
 //
 // Identities are SPIFFE URIs in the certificate's URI SAN,
 // spiffe://<trust-domain>/ns/<namespace>/sa/<service-account> (Identity,

@@ -25,6 +25,9 @@ type ServerConfig struct {
 	// DetectTimeout (PERMISSIVE): a client silent this long is served as
 	// plaintext (server-speaks-first protocols). Default 1s.
 	DetectTimeout time.Duration `yaml:"detect_timeout,omitempty"`
+	// CipherSuites are the TLS 1.2 suites accepted (Go/IANA or OpenSSL
+	// names); default DefaultCipherSuites (ECDHE + AEAD only).
+	CipherSuites []string `yaml:"cipher_suites,omitempty"`
 }
 
 // Validate reports every problem, naming the key and value.
@@ -42,6 +45,9 @@ func (c *ServerConfig) Validate() error {
 	}
 	if c.DetectTimeout < 0 {
 		errs = append(errs, fmt.Errorf("mtls.detect_timeout %q: must not be negative", c.DetectTimeout))
+	}
+	if _, err := cipherSuites(c.CipherSuites, "mtls."); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -74,13 +80,16 @@ func NewServer(cfg ServerConfig, log *slog.Logger) (*Server, error) {
 	if s.detect == 0 {
 		s.detect = time.Second
 	}
+	suites, _ := cipherSuites(cfg.CipherSuites, "mtls.") // validated above
 	s.tls = &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"h2", "http/1.1"}, // so http.Server.Serve sets up HTTP/2 for these conns
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: suites,
+		NextProtos:   []string{"h2", "http/1.1"}, // so http.Server.Serve sets up HTTP/2 for these conns
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			b := s.cur.Load()
 			return &tls.Config{
 				MinVersion:   tls.VersionTLS12,
+				CipherSuites: suites,
 				Certificates: []tls.Certificate{*b.cert},
 				ClientCAs:    b.roots,
 				ClientAuth:   tls.RequireAndVerifyClientCert,
