@@ -214,8 +214,13 @@ func TestIstioFlagAliases(t *testing.T) {
 	if code, _, stderr := run(t, nil, "validate", "--force-iptables-binary", "both"); code != ExitConfig || !strings.Contains(stderr, `force-iptables-binary "both": want legacy or nft`) {
 		t.Errorf("bad --force-iptables-binary: %d %s", code, stderr)
 	}
-	if code, _, stderr := run(t, nil, "validate", "-m", "TPROXY"); code != ExitConfig || !strings.Contains(stderr, "TPROXY is not supported") {
+	if code, _, stderr := run(t, nil, "validate", "-m", "TPROXY", "-t", "1338", "-r", "254"); code != ExitConfig ||
+		!strings.Contains(stderr, `istio-inbound-tproxy-mark "1338": must differ from 1338`) || !strings.Contains(stderr, `istio-inbound-tproxy-route-table "254": is a system table`) {
 		t.Errorf("TPROXY: %d %s", code, stderr)
+	}
+	if code, out, _ := run(t, nil, "-n", "-m", "TPROXY", "--ipv6", "false"); code != 0 || !strings.Contains(out, "tproxy to :15006 meta mark set 0x00000539 accept") ||
+		!strings.Contains(out, "ip rule fwmark 0x539 lookup 133") {
+		t.Errorf("TPROXY dry run: %d\n%s", code, out)
 	}
 	if code, _, stderr := run(t, nil, "--network-namespace", "/nonexistent"); code != ExitConfig || !strings.Contains(stderr, "network-namespace") {
 		t.Errorf("in-process --network-namespace: %d %s", code, stderr)

@@ -22,6 +22,7 @@ import (
 	"github.com/sidecarkit/sidecarkit/initnet/nft"
 	"github.com/sidecarkit/sidecarkit/initnet/probe"
 	"github.com/sidecarkit/sidecarkit/initnet/rules"
+	"github.com/sidecarkit/sidecarkit/initnet/tproxyroute"
 	"github.com/sidecarkit/sidecarkit/shared/config"
 	"github.com/sidecarkit/sidecarkit/shared/logging"
 	"github.com/sidecarkit/sidecarkit/shared/version"
@@ -269,6 +270,11 @@ func Run(ctx context.Context, log *slog.Logger, c *Config, o rules.Options, stdo
 		if err := cleanup(log, c.Backend, nb, ib); err != nil {
 			return err
 		}
+		if removed, err := tproxyroute.Remove(); err != nil {
+			log.Warn("could not remove the TPROXY policy route", "err", err)
+		} else if removed {
+			log.Info("removed the TPROXY policy rule and route")
+		}
 		if removed, err := lo6.Remove(); err != nil {
 			log.Warn("could not remove ::6 from lo", "err", err)
 		} else if removed {
@@ -285,6 +291,12 @@ func Run(ctx context.Context, log *slog.Logger, c *Config, o rules.Options, stdo
 	}
 	if err := apply(log, c.Backend, nb, ib, o, sets); err != nil {
 		return err
+	}
+	if o.TProxy && (o.InboundAll || len(o.InboundPorts) > 0) {
+		if err := tproxyroute.Ensure(o.TProxyMark, o.TProxyTable, o.IPv6); err != nil {
+			return fmt.Errorf("TPROXY policy route: %w", err)
+		}
+		log.Info("TPROXY policy route in place", "fwmark", o.TProxyMark, "table", o.TProxyTable)
 	}
 	if o.IPv6 {
 		// The proxy dials the app over IPv6 from ::6 when it is on lo; without
@@ -318,6 +330,9 @@ func dryRun(name string, ib backend, o rules.Options, sets []rules.RuleSet, stdo
 	fmt.Fprintf(stdout, "# sidecarkit initnet: nftables ruleset (families %s)\n", familyNames(o))
 	if o.IPv6 {
 		fmt.Fprintln(stdout, "# (and ::6/128 on lo, the proxy's IPv6 source towards the app)")
+	}
+	if o.TProxy {
+		fmt.Fprintf(stdout, "# (and ip rule fwmark %#x lookup %d; ip route add local default dev lo table %d)\n", o.TProxyMark, o.TProxyTable, o.TProxyTable)
 	}
 	fmt.Fprint(stdout, rules.RenderNft(sets, true))
 	return nil

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,6 +62,48 @@ func nameServer(t *testing.T, ns, addr, name string) {
 				return
 			}
 			c.Write([]byte(name))
+			c.Close()
+		}
+	}()
+}
+
+// inboundServer is the inbound listener: transparent (IP_TRANSPARENT and
+// IPV6_TRANSPARENT, as a TPROXY listener must be), answering "inbound",
+// and for a TPROXY'd connection (whose local address is the original
+// destination) also that address and the client's own address.
+func inboundServer(t *testing.T, ns string, port int) {
+	t.Helper()
+	var ln net.Listener
+	err := inNS(ns, func() error {
+		lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+			var serr error
+			c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_TRANSPARENT, 1)
+				if serr == nil {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_TRANSPARENT, 1)
+				}
+			})
+			return serr
+		}}
+		var err error
+		ln, err = lc.Listen(context.Background(), "tcp", fmt.Sprintf(":%d", port))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("transparent listen in %s: %v", ns, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			msg := "inbound"
+			if l := c.LocalAddr().(*net.TCPAddr); l.Port != port {
+				msg += fmt.Sprintf(" tproxy local=%s remote=%s", l, c.RemoteAddr().(*net.TCPAddr).IP)
+			}
+			c.Write([]byte(msg))
 			c.Close()
 		}
 	}()
@@ -167,6 +211,17 @@ func hostExec(t *testing.T) func(args ...string) (string, int) {
 func paritySnapshot(p *pod) string {
 	var b strings.Builder
 	b.WriteString(p.ruleset())
+	// The policy rules, and routes of initnet's protocol (0x5c = 92) in any
+	// table (the kernel's own link routes come and go with DAD, so they are
+	// left out).
+	for _, c := range [][]string{{"ip", "-4", "rule"}, {"ip", "-6", "rule"}, {"ip", "-4", "route", "show", "table", "all", "proto", "92"},
+		{"ip", "-6", "route", "show", "table", "all", "proto", "92"}} {
+		out, code := p.exec(c...)
+		if code != 0 {
+			p.t.Fatalf("%v: %s", c, out)
+		}
+		b.WriteString(out)
+	}
 	for _, tool := range []string{"iptables-legacy-save", "ip6tables-legacy-save"} {
 		// No -t: reading must not load a table.
 		out, code := p.exec(tool)
@@ -216,11 +271,12 @@ func parity(t *testing.T, bins binaries, v variant) {
 	for _, l := range []struct {
 		port int
 		name string
-	}{{15001, "outbound"}, {15006, "inbound"}, {15053, "dns"}, {appPort, "app"}, {tunnelPort, "tunnel"}, {metricsPort, "metrics"}} {
+	}{{15001, "outbound"}, {15053, "dns"}, {appPort, "app"}, {tunnelPort, "tunnel"}, {metricsPort, "metrics"}} {
 		nameServer(t, p.pod, fmt.Sprintf(":%d", l.port), l.name)
 	}
 	// Bound to 127.0.0.1 as istio-agent's DNS proxy is, so its answers leave
 	// from the address the redirect sent the query to.
+	inboundServer(t, p.pod, 15006)
 	udpNameServer(t, p.pod, "127.0.0.1:15053", "dns", proxyUIDInt)
 	for _, port := range []int{outPort, 53, outTLSPort} {
 		nameServer(t, p.out, fmt.Sprintf(":%d", port), "outside")
@@ -327,6 +383,13 @@ func parity(t *testing.T, bins binaries, v variant) {
 			{what: "proxy → [own pod IP]:15008", uid: proxy, network: "tcp6", dst: fmt.Sprintf("[%s]:%d", podV6, tunnelPort), want: "tunnel"},
 			{what: "app → [outside]", network: "tcp6", dst: fmt.Sprintf("[%s]:%d", outV6, outPort), want: "outbound"},
 			{what: "app → [::1]", network: "tcp6", dst: fmt.Sprintf("[::1]:%d", appPort), want: "app"},
+		}},
+		{name: "m-tproxy-keeps-client-address", args: []string{"-m", "TPROXY", "-d", fmt.Sprint(tunnelPort)}, probes: []probeCase{
+			in("outside → app port: TPROXY'd, original destination and client address kept", appPort,
+				fmt.Sprintf("inbound tproxy local=%s:%d remote=%s", podV4, appPort, outV4)),
+			in("outside → excluded port", tunnelPort, "tunnel"),
+			tcp("proxy → own pod IP (nat, as Istio)", proxy, pod(appPort), "inbound"),
+			tcp("app → outside", app, out(outPort), "outbound"),
 		}},
 		{name: "network-namespace", hostNS: true, probes: []probeCase{
 			tcp("app → outside", app, out(outPort), "outbound"),

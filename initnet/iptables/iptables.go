@@ -121,6 +121,37 @@ func (b Backend) cleanupTables(f rules.Family, save string, skip ...rules.Table)
 	return true, nil
 }
 
+// nftChains returns the family's nf_tables tables and their chains (what
+// iptables-nft really holds).
+func nftChains(f rules.Family) (map[string]map[string]bool, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("iptables-nft: open netlink: %w", err)
+	}
+	fam := nftables.TableFamilyIPv4
+	if f == rules.IPv6 {
+		fam = nftables.TableFamilyIPv6
+	}
+	ts, err := c.ListTablesOfFamily(fam)
+	if err != nil {
+		return nil, fmt.Errorf("iptables-nft: list tables: %w", err)
+	}
+	out := map[string]map[string]bool{}
+	for _, t := range ts {
+		out[t.Name] = map[string]bool{}
+	}
+	chains, err := c.ListChainsOfTableFamily(fam)
+	if err != nil {
+		return nil, fmt.Errorf("iptables-nft: list chains: %w", err)
+	}
+	for _, ch := range chains {
+		if m, ok := out[ch.Table.Name]; ok {
+			m[ch.Name] = true
+		}
+	}
+	return out, nil
+}
+
 // removeMade deletes, over nf_tables netlink, the empty built-in chains and
 // tables iptables-nft created for initnet (iptables-restore cannot delete a
 // table, and leaves built-in chains behind).
@@ -182,7 +213,13 @@ func (b Backend) Apply(sets []rules.RuleSet) error {
 		if err != nil {
 			return err
 		}
-		if err := b.restore(rs.Family, rules.PlanIptablesApplyMarked(rs, save)); err != nil {
+		var have map[string]map[string]bool
+		if b.nftVariant(rs.Family) {
+			if have, err = nftChains(rs.Family); err != nil {
+				return err
+			}
+		}
+		if err := b.restore(rs.Family, rules.PlanIptablesApplyMarked(rs, save, have)); err != nil {
 			return err
 		}
 		if _, err := b.cleanupTables(rs.Family, save, rules.TablesOf(rs)...); err != nil {

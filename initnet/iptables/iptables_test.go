@@ -12,12 +12,23 @@ import (
 	"github.com/sidecarkit/sidecarkit/integration/testenv"
 )
 
-func options(t *testing.T) rules.Options {
+func options(t *testing.T) rules.Options { return optionsWith(t, nil) }
+
+func tproxyOptions(t *testing.T) rules.Options {
+	return optionsWith(t, func(r *rules.Raw) {
+		r.InterceptionMode, r.TProxyMark, r.TProxyRouteTable = "TPROXY", "1337", "133"
+	})
+}
+
+func optionsWith(t *testing.T, mut func(*rules.Raw)) rules.Options {
 	r := rules.Raw{OutboundPort: 15001, InboundPort: 15006, TunnelPort: 15008, DNSPort: 15053, ProxyUID: "1337", ProxyGID: "1337",
 		InboundPorts: []string{"*"}, InboundExclude: []string{"8081"},
 		OutboundCIDRs: []string{"*"}, OutboundExclude: []string{"10.9.0.0/16", "fd00:9::/64"}, OutboundExcludePort: []string{"5432"},
 		ExcludeInterfaces: []string{"eth9"}, KubeVirtInterfaces: []string{"eth8"}, IPv4: true, IPv6: true, DNS: true,
 		DNSServers: []string{"127.0.0.53", "fd00::53"}, DropInvalid: true, ProxyPorts: []string{"15000"}}
+	if mut != nil {
+		mut(&r)
+	}
 	o, ps := r.Options(rules.DefaultKeys())
 	if len(ps) > 0 {
 		t.Fatal(ps)
@@ -86,7 +97,11 @@ func TestBackends(t *testing.T) {
 					before[f] = stable(s)
 				}
 				sets := rules.Generate(options(t))
-				for i := 0; i < 2; i++ {
+				tsets := rules.Generate(tproxyOptions(t))
+				for i := 0; i < 4; i++ {
+					if i == 2 {
+						sets = tsets // switching mode replaces the rules
+					}
 					if err := b.Apply(sets); err != nil {
 						t.Errorf("apply #%d: %v", i+1, err)
 						return
@@ -167,7 +182,7 @@ func TestCleanupLeavesFreshNamespaceEmpty(t *testing.T) {
 					t.Errorf("apply: %v", err)
 					return
 				}
-				if err := b.Apply(rules.Generate(options(t))); err != nil {
+				if err := b.Apply(rules.Generate(tproxyOptions(t))); err != nil {
 					t.Errorf("re-apply: %v", err)
 					return
 				}

@@ -76,7 +76,7 @@ func (b Backend) Apply(sets []rules.RuleSet) error {
 			nc := &nftables.Chain{Name: ch.Name, Table: t}
 			if ch.Hook != rules.HookNone {
 				accept := nftables.ChainPolicyAccept
-				nc.Type = nftables.ChainType(rules.NftChainType(ch.Table))
+				nc.Type = nftables.ChainType(rules.NftChainType(ch.Table, ch.Hook))
 				nc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(rules.NftPriority(ch.Table)))
 				nc.Policy = &accept
 				nc.Hooknum = nftables.ChainHookPrerouting
@@ -247,7 +247,46 @@ func Exprs(f rules.Family, r rules.Rule) ([]expr.Any, error) {
 				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitINVALID), Xor: binaryutil.NativeEndian.PutUint32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}})
 	}
+	if r.Mark != 0 {
+		op := expr.CmpOpEq
+		if r.NotMark {
+			op = expr.CmpOpNeq
+		}
+		e = append(e, &expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Cmp{Op: op, Register: 1, Data: binaryutil.NativeEndian.PutUint32(r.Mark)})
+	}
+	if r.ConnMark != 0 {
+		e = append(e, &expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(r.ConnMark)})
+	}
+	if r.CtEstRel {
+		e = append(e, &expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: binaryutil.NativeEndian.PutUint32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}})
+	}
 	switch r.Verdict.Kind {
+	case rules.SetMark:
+		e = append(e, &expr.Immediate{Register: 1, Data: binaryutil.NativeEndian.PutUint32(r.Verdict.Mark)},
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true})
+	case rules.Accept:
+		e = append(e, &expr.Verdict{Kind: expr.VerdictAccept})
+	case rules.TProxy:
+		fam := byte(unix.NFPROTO_IPV4)
+		if f == rules.IPv6 {
+			fam = unix.NFPROTO_IPV6
+		}
+		e = append(e, &expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(r.Verdict.Port)},
+			&expr.TProxy{Family: fam, TableFamily: fam, RegPort: 1},
+			&expr.Immediate{Register: 1, Data: binaryutil.NativeEndian.PutUint32(r.Verdict.Mark)},
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
+			&expr.Verdict{Kind: expr.VerdictAccept})
+	case rules.SaveMark:
+		e = append(e, &expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true})
+	case rules.RestoreMark:
+		e = append(e, &expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true})
 	case rules.Drop:
 		e = append(e, &expr.Verdict{Kind: expr.VerdictDrop})
 	case rules.SetZone:

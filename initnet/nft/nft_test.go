@@ -56,6 +56,13 @@ func TestApplyMatchesRendered(t *testing.T) {
 			r.ProxyUID, r.ProxyGID = "1337,3", "1337,4"
 			r.OutboundCIDRs = []string{"127.1.2.3/32"}
 		}),
+		"tproxy": opts(t, func(r *rules.Raw) {
+			r.InterceptionMode, r.TProxyMark, r.TProxyRouteTable = "TPROXY", "1337", "133"
+		}),
+		"tproxy-ports": opts(t, func(r *rules.Raw) {
+			r.InterceptionMode, r.TProxyMark, r.TProxyRouteTable = "TPROXY", "1337", "133"
+			r.InboundPorts = []string{"8080,9090"}
+		}),
 		"outbound-only": opts(t, func(r *rules.Raw) {
 			r.InboundPorts = nil
 			r.OutboundCIDRs = []string{"10.0.0.0/8", "fd00::/8"}

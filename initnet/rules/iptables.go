@@ -94,6 +94,19 @@ func IptablesRule(chain string, r Rule) string {
 	if r.CtInvalid {
 		b.WriteString(" -m conntrack --ctstate INVALID")
 	}
+	if r.Mark != 0 {
+		if r.NotMark {
+			fmt.Fprintf(&b, " -m mark ! --mark %#x", r.Mark)
+		} else {
+			fmt.Fprintf(&b, " -m mark --mark %#x", r.Mark)
+		}
+	}
+	if r.ConnMark != 0 {
+		fmt.Fprintf(&b, " -m connmark --mark %#x", r.ConnMark)
+	}
+	if r.CtEstRel {
+		b.WriteString(" -m conntrack --ctstate RELATED,ESTABLISHED")
+	}
 	switch r.Verdict.Kind {
 	case Return:
 		b.WriteString(" -j RETURN")
@@ -105,6 +118,20 @@ func IptablesRule(chain string, r Rule) string {
 		b.WriteString(" -j DROP")
 	case SetZone:
 		fmt.Fprintf(&b, " -j CT --zone %d", r.Verdict.Zone)
+	case SetMark:
+		fmt.Fprintf(&b, " -j MARK --set-xmark %#x/0xffffffff", r.Verdict.Mark)
+	case Accept:
+		b.WriteString(" -j ACCEPT")
+	case TProxy:
+		ip := "0.0.0.0"
+		if r.Dst.IsValid() && r.Dst.Addr().Is6() {
+			ip = "::"
+		}
+		fmt.Fprintf(&b, " -j TPROXY --on-port %d --on-ip %s --tproxy-mark %#x/0xffffffff", r.Verdict.Port, ip, r.Verdict.Mark)
+	case SaveMark:
+		b.WriteString(" -j CONNMARK --save-mark --nfmask 0xffffffff --ctmask 0xffffffff")
+	case RestoreMark:
+		b.WriteString(" -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff")
 	}
 	return b.String()
 }
@@ -143,22 +170,36 @@ func PlanIptablesApply(rs RuleSet, save string, comments bool) string {
 }
 
 // PlanIptablesApplyMarked is PlanIptablesApply with the marker chains (see
-// MadePrefix): what the backend runs.
-func PlanIptablesApplyMarked(rs RuleSet, save string) string {
-	return planApply(rs, save, false, true)
+// MadePrefix): what the backend runs. have, when not nil, says which
+// tables (keys) and built-in chains exist (iptables-nft-save prints every
+// built-in chain of a table whether it exists or not, so the backend asks
+// nf_tables); nil: read it from save.
+func PlanIptablesApplyMarked(rs RuleSet, save string, have map[string]map[string]bool) string {
+	return planApply(rs, save, false, true, have)
 }
 
-func planApply(rs RuleSet, save string, comments, mark bool) string {
+func planApply(rs RuleSet, save string, comments, mark bool, have ...map[string]map[string]bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# sidecarkit initnet: %s rules\n", rs.Family)
+	var h map[string]map[string]bool
+	if len(have) > 0 {
+		h = have[0]
+	}
 	for _, t := range TablesOf(rs) {
-		planTable(&b, rs, t, save, comments, mark)
+		planTable(&b, rs, t, save, comments, mark, h)
 	}
 	return b.String()
 }
 
-func planTable(b *strings.Builder, rs RuleSet, t Table, save string, comments, mark bool) {
+func planTable(b *strings.Builder, rs RuleSet, t Table, save string, comments, mark bool, have map[string]map[string]bool) {
 	cur := parseSave(save, t.String())
+	if have != nil {
+		chains, ok := have[t.String()]
+		cur.present, cur.builtins = ok, chains
+		if cur.builtins == nil {
+			cur.builtins = map[string]bool{}
+		}
+	}
 	fmt.Fprintf(b, "*%s\n", t)
 	want := map[string]bool{}
 	var chains []Chain

@@ -70,6 +70,19 @@ func NftRule(f Family, r Rule) string {
 	if r.CtInvalid {
 		parts = append(parts, "ct state invalid")
 	}
+	if r.Mark != 0 {
+		op := ""
+		if r.NotMark {
+			op = "!= "
+		}
+		parts = append(parts, fmt.Sprintf("meta mark %s0x%08x", op, r.Mark))
+	}
+	if r.ConnMark != 0 {
+		parts = append(parts, fmt.Sprintf("ct mark 0x%08x", r.ConnMark))
+	}
+	if r.CtEstRel {
+		parts = append(parts, "ct state established,related")
+	}
 	switch r.Verdict.Kind {
 	case Return:
 		parts = append(parts, "return")
@@ -81,6 +94,16 @@ func NftRule(f Family, r Rule) string {
 		parts = append(parts, "drop")
 	case SetZone:
 		parts = append(parts, fmt.Sprintf("ct zone set %d", r.Verdict.Zone))
+	case SetMark:
+		parts = append(parts, fmt.Sprintf("meta mark set 0x%08x", r.Verdict.Mark))
+	case Accept:
+		parts = append(parts, "accept")
+	case TProxy:
+		parts = append(parts, fmt.Sprintf("tproxy to :%d meta mark set 0x%08x accept", r.Verdict.Port, r.Verdict.Mark))
+	case SaveMark:
+		parts = append(parts, "ct mark set meta mark")
+	case RestoreMark:
+		parts = append(parts, "meta mark set ct mark")
 	}
 	return strings.Join(parts, " ")
 }
@@ -120,7 +143,7 @@ func RenderNftTable(rs RuleSet, comments bool) string {
 		}
 		fmt.Fprintf(&b, "\tchain %s {\n", c.Name)
 		if c.Hook != HookNone {
-			fmt.Fprintf(&b, "\t\ttype %s hook %s priority %s; policy accept;\n", NftChainType(c.Table), nftHook(c.Hook), nftPriority(c.Table, c.Hook))
+			fmt.Fprintf(&b, "\t\ttype %s hook %s priority %s; policy accept;\n", NftChainType(c.Table, c.Hook), nftHook(c.Hook), nftPriority(c.Table, c.Hook))
 		}
 		for _, r := range c.Rules {
 			if comments && r.Comment != "" {
@@ -134,10 +157,15 @@ func RenderNftTable(rs RuleSet, comments bool) string {
 	return b.String()
 }
 
-// NftChainType is the nftables chain type of a base chain in table t.
-func NftChainType(t Table) string {
-	if t == TableNat {
+// NftChainType is the nftables chain type of a base chain in table t at
+// hook h (mangle's output chain is a route chain, so a changed mark
+// re-routes the packet, as iptables' mangle OUTPUT does).
+func NftChainType(t Table, h Hook) string {
+	switch {
+	case t == TableNat:
 		return "nat"
+	case t == TableMangle && h == HookOutput:
+		return "route"
 	}
 	return "filter"
 }

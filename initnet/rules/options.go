@@ -40,6 +40,13 @@ type Options struct {
 	CaptureAllDNS bool
 	DNSServers    []netip.Addr
 	DropInvalid   bool
+	// TProxy is -m TPROXY: inbound capture by TPROXY in mangle (the app's
+	// listener sees the client's own address), marks TProxyMark, and the
+	// policy route "fwmark TProxyMark lookup TProxyTable" with a local
+	// default route to lo in that table.
+	TProxy      bool
+	TProxyMark  uint32
+	TProxyTable uint32
 }
 
 // InboundExcludeAll returns the ports never captured when capturing all
@@ -64,6 +71,7 @@ type Raw struct {
 	DNS, CaptureAllDNS                             bool
 	DNSServers                                     []string // resolv.conf's nameservers
 	DropInvalid                                    bool
+	TProxyMark, TProxyRouteTable                   string // -t, -r
 	// AllowRootUID accepts UID/GID 0 as the proxy's (istio-iptables does).
 	AllowRootUID bool
 }
@@ -157,7 +165,25 @@ func (r Raw) OptionsNotes(k Keys) (Options, []Problem, []string) {
 	switch m := strings.ToUpper(strings.TrimSpace(r.InterceptionMode)); m {
 	case "", "REDIRECT":
 	case "TPROXY":
-		bad(k.InterceptionMode, r.InterceptionMode, "TPROXY is not supported by initnet (use REDIRECT; the app then sees 127.0.0.6 as the client)")
+		o.TProxy = true
+		mark, err := strconv.ParseUint(strings.TrimSpace(r.TProxyMark), 0, 32)
+		switch {
+		case err != nil || mark == 0:
+			bad("istio-inbound-tproxy-mark", r.TProxyMark, "want a non-zero 32-bit mark")
+		case mark == OutboundMark:
+			bad("istio-inbound-tproxy-mark", r.TProxyMark, "must differ from %d, the mark of the proxy's own pod-IP calls", OutboundMark)
+		default:
+			o.TProxyMark = uint32(mark)
+		}
+		table, err := strconv.ParseUint(strings.TrimSpace(r.TProxyRouteTable), 10, 32)
+		switch {
+		case err != nil || table == 0:
+			bad("istio-inbound-tproxy-route-table", r.TProxyRouteTable, "want a route table number 1-4294967295")
+		case table >= 253 && table <= 255:
+			bad("istio-inbound-tproxy-route-table", r.TProxyRouteTable, "is a system table (253 default, 254 main, 255 local); pick another")
+		default:
+			o.TProxyTable = uint32(table)
+		}
 	default:
 		bad(k.InterceptionMode, r.InterceptionMode, "want REDIRECT or TPROXY")
 	}

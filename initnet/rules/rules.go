@@ -110,7 +110,12 @@ const (
 	Jump
 	Redirect
 	Drop
-	SetZone // conntrack zone (raw table); the packet goes on
+	SetZone     // conntrack zone (raw table); the packet goes on
+	SetMark     // set the packet mark to Mark; the packet goes on
+	Accept      // accept (ends this table's processing)
+	TProxy      // TPROXY to Port, marking the packet Mark, accept
+	SaveMark    // connection mark := packet mark (CONNMARK --save-mark)
+	RestoreMark // packet mark := connection mark (CONNMARK --restore-mark)
 )
 
 // Verdict is a rule's action: return, jump to Chain, redirect to Port, drop,
@@ -120,6 +125,7 @@ type Verdict struct {
 	Chain string
 	Port  uint16
 	Zone  uint16
+	Mark  uint32
 }
 
 // Rule is one rule; every non-zero match must hold. Matches are applied (and
@@ -135,7 +141,11 @@ type Rule struct {
 	NotDPorts []uint16 // destination port is none of these; needs Proto
 	SPort     uint16   // needs Proto
 	Owner     Owner
-	CtInvalid bool // conntrack state INVALID
+	CtInvalid bool   // conntrack state INVALID
+	Mark      uint32 // packet mark is (or with NotMark is not) Mark; 0: no match
+	NotMark   bool
+	ConnMark  uint32 // connection mark is ConnMark; 0: no match
+	CtEstRel  bool   // conntrack state RELATED or ESTABLISHED
 	Verdict   Verdict
 	Comment   string // why the rule exists; rendered as a comment line
 }
@@ -167,7 +177,15 @@ const (
 	ChainRawPrerouting    = "raw_prerouting"
 	ChainRawOutput        = "raw_output"
 	ChainManglePrerouting = "mangle_prerouting"
+	ChainMangleOutput     = "mangle_output"
+	ChainTProxyInbound    = "tproxy_inbound"
+	ChainDivert           = "divert"
+	ChainTProxy           = "tproxy"
 )
+
+// OutboundMark marks the proxy's packets to the pod's own IP in TPROXY
+// mode (istio-iptables' 1338).
+const OutboundMark = 1338
 
 // Generate turns validated options into one rule set per enabled family.
 func Generate(o Options) []RuleSet {
@@ -233,8 +251,8 @@ func generate(o Options, f Family) RuleSet {
 		out = append(out, Rule{OutIface: ifc, Verdict: Verdict{Kind: Return}, Comment: "excluded interface " + ifc})
 	}
 
-	// Inbound.
-	if inbound {
+	// Inbound (REDIRECT mode; TPROXY's is in mangle, below).
+	if inbound && !o.TProxy {
 		pre = append(pre, Rule{Proto: ProtoTCP, Verdict: Verdict{Kind: Jump, Chain: ChainInbound}})
 		in = append(in, Rule{Proto: ProtoTCP, DPort: o.TunnelPort, Verdict: Verdict{Kind: Return},
 			Comment: fmt.Sprintf("tunnel port %d (HBONE) is never captured", o.TunnelPort)})
@@ -324,7 +342,7 @@ func generate(o Options, f Family) RuleSet {
 
 	rs := RuleSet{Family: f}
 	rs.Chains = append(rs.Chains, Chain{Name: ChainPrerouting, Hook: HookPrerouting, Rules: pre})
-	if inbound {
+	if inbound && !o.TProxy {
 		rs.Chains = append(rs.Chains, Chain{Name: ChainInbound, Rules: in})
 	}
 	rs.Chains = append(rs.Chains,
@@ -360,12 +378,71 @@ func generate(o Options, f Family) RuleSet {
 		}
 		rs.Chains = append(rs.Chains, Chain{Name: ChainRawOutput, Table: TableRaw, Hook: HookOutput, Rules: rawOut})
 	}
-	if o.DropInvalid {
-		rs.Chains = append(rs.Chains, Chain{Name: ChainManglePrerouting, Table: TableMangle, Hook: HookPrerouting, Rules: []Rule{
-			{CtInvalid: true, Verdict: Verdict{Kind: Drop}, Comment: "--drop-invalid: out-of-window packets are dropped, not answered with a reset"},
-		}})
-	}
+	rs.Chains = append(rs.Chains, mangle(o, f, inbound, owners, passthrough, localhost)...)
 	return rs
+}
+
+// mangle is the mangle table: --drop-invalid, and TPROXY mode's inbound
+// capture (istio-iptables' ISTIO_DIVERT/ISTIO_TPROXY/ISTIO_INBOUND chains,
+// marks and connmarks), in istio-iptables' order.
+func mangle(o Options, f Family, inbound bool, owners []Owner, passthrough, localhost netip.Prefix) []Chain {
+	var pre, out []Rule
+	var chains []Chain
+	if o.TProxy {
+		for _, ifc := range o.ExcludeInterfaces {
+			pre = append(pre, Rule{InIface: ifc, Verdict: Verdict{Kind: Return}, Comment: "excluded interface " + ifc})
+			out = append(out, Rule{OutIface: ifc, Verdict: Verdict{Kind: Return}, Comment: "excluded interface " + ifc})
+		}
+	}
+	if o.DropInvalid {
+		pre = append(pre, Rule{CtInvalid: true, Verdict: Verdict{Kind: Drop}, Comment: "--drop-invalid: out-of-window packets are dropped, not answered with a reset"})
+	}
+	if o.TProxy {
+		m := o.TProxyMark
+		if inbound {
+			pre = append(pre, Rule{Proto: ProtoTCP, Verdict: Verdict{Kind: Jump, Chain: ChainTProxyInbound}})
+			in := []Rule{
+				{Proto: ProtoTCP, Mark: m, Verdict: Verdict{Kind: Return}, Comment: "already diverted: no second TPROXY"},
+				{InIface: "lo", Src: passthrough, Proto: ProtoTCP, Verdict: Verdict{Kind: Return}, Comment: "the proxy's connections to the app (source " + passthrough.Addr().String() + ")"},
+				{InIface: "lo", Proto: ProtoTCP, Mark: OutboundMark, NotMark: true, Verdict: Verdict{Kind: Return}, Comment: "the app calling itself over lo"},
+			}
+			if o.InboundAll {
+				for _, p := range o.InboundExcludeAll() {
+					in = append(in, Rule{Proto: ProtoTCP, DPort: p, Verdict: Verdict{Kind: Return}, Comment: excludeWhy(o, p)})
+				}
+				in = append(in,
+					Rule{Proto: ProtoTCP, CtEstRel: true, Verdict: Verdict{Kind: Jump, Chain: ChainDivert}, Comment: "packets of a diverted connection go to the local socket"},
+					Rule{Proto: ProtoTCP, Verdict: Verdict{Kind: Jump, Chain: ChainTProxy}, Comment: "new connections: TPROXY to the inbound listener"})
+			} else {
+				for _, p := range o.InboundPorts {
+					in = append(in,
+						Rule{Proto: ProtoTCP, DPort: p, CtEstRel: true, Verdict: Verdict{Kind: Jump, Chain: ChainDivert}},
+						Rule{Proto: ProtoTCP, DPort: p, Verdict: Verdict{Kind: Jump, Chain: ChainTProxy}})
+				}
+			}
+			chains = append(chains,
+				Chain{Name: ChainTProxyInbound, Table: TableMangle, Rules: in},
+				Chain{Name: ChainDivert, Table: TableMangle, Rules: []Rule{
+					{Verdict: Verdict{Kind: SetMark, Mark: m}}, {Verdict: Verdict{Kind: Accept}}}},
+				Chain{Name: ChainTProxy, Table: TableMangle, Rules: []Rule{
+					{Dst: localhost, NotDst: true, Proto: ProtoTCP, Verdict: Verdict{Kind: TProxy, Port: o.InboundPort, Mark: m}}}})
+		}
+		pre = append(pre, Rule{Proto: ProtoTCP, Mark: m, Verdict: Verdict{Kind: SaveMark}, Comment: "remember the TPROXY mark on the connection"})
+		out = append(out, Rule{OutIface: "lo", Proto: ProtoTCP, Mark: m, Verdict: Verdict{Kind: Return}})
+		for _, ow := range owners {
+			out = append(out, Rule{OutIface: "lo", Dst: localhost, NotDst: true, Proto: ProtoTCP, Owner: ow, Verdict: Verdict{Kind: SetMark, Mark: OutboundMark},
+				Comment: "the proxy calling the pod's own IP"})
+		}
+		out = append(out, Rule{Proto: ProtoTCP, ConnMark: m, Verdict: Verdict{Kind: RestoreMark},
+			Comment: "answers of diverted connections carry the mark: the policy route keeps them local"})
+	}
+	if len(pre) > 0 {
+		chains = append([]Chain{{Name: ChainManglePrerouting, Table: TableMangle, Hook: HookPrerouting, Rules: pre}}, chains...)
+	}
+	if len(out) > 0 {
+		chains = append(chains, Chain{Name: ChainMangleOutput, Table: TableMangle, Hook: HookOutput, Rules: out})
+	}
+	return chains
 }
 
 func excludeWhy(o Options, p uint16) string {

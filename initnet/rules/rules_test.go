@@ -51,6 +51,16 @@ func goldenCases() map[string]func(*Raw) {
 			r.OutboundCIDRs = []string{"10.0.0.0/8", "fd00::/8"}
 		},
 		"drop-invalid": func(r *Raw) { r.DropInvalid = true },
+		"tproxy": func(r *Raw) {
+			r.InterceptionMode, r.TProxyMark, r.TProxyRouteTable = "TPROXY", "1337", "133"
+			r.InboundExclude = []string{"8081"}
+			r.ExcludeInterfaces = []string{"eth9"}
+			r.DropInvalid = true
+		},
+		"tproxy-ports": func(r *Raw) {
+			r.InterceptionMode, r.TProxyMark, r.TProxyRouteTable = "TPROXY", "0x1000", "2000"
+			r.InboundPorts = []string{"8080,9090"}
+		},
 		// `initnet istio-iptables -p 15001 -z 15006 -u 1337` (istio-init's argv):
 		// Istio's defaults, nothing captured but the proxy's own pod-IP calls.
 		"istio-init": func(r *Raw) {
@@ -169,7 +179,8 @@ func TestValidationNamesEveryProblem(t *testing.T) {
 		`inbound-capture-port "70000": not a port`,
 		`proxy-uid "root": bad id "root" (not a numeric id`,
 		`proxy-gid "-1": bad id "-1" (not a numeric id`,
-		`istio-inbound-interception-mode "TPROXY": TPROXY is not supported`,
+		`istio-inbound-tproxy-mark "": want a non-zero 32-bit mark`,
+		`istio-inbound-tproxy-route-table "": want a route table number`,
 		`"http" (want a port`, `"0" (want a port`, `"9-1" (range end before start)`,
 		`"10.0.0.1/8" (host bits set; did you mean 10.0.0.0/8?)`, `"300.1.1.1" (not an IP address or CIDR)`,
 		`istio-service-exclude-cidr "10.0.0.1/8,300.1.1.1,*"`, `"*" (not allowed here)`,
