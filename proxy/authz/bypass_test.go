@@ -229,6 +229,7 @@ func TestPolicyBypass(t *testing.T) {
 		{name: "x-role user + admin", method: "GET", target: "/privileged", hdr: [][2]string{{"x-role", "user"}, {"x-role", "admin"}}, want: 403},
 		{name: "x-role admin + user", method: "GET", target: "/privileged", hdr: [][2]string{{"x-role", "admin"}, {"x-role", "user"}}, want: 403},
 		{name: "no token on jwt-only", method: "GET", target: "/jwt-only", want: 403},
+		{name: "dot-dot into jwt-only, no token", method: "GET", target: "/public/../jwt-only", want: 403},
 		{name: "valid ?access_token", method: "GET", target: "/jwt-only?access_token=" + good, want: 200, app: "/jwt-only?access_token=" + good},
 		{name: "forged ?access_token", method: "GET", target: "/public/x?access_token=" + forged, want: 401},
 		{name: "valid header + forged ?access_token", method: "GET", target: "/jwt-only?access_token=" + forged, hdr: [][2]string{{"authorization", "Bearer " + good}}, want: 401},
@@ -544,5 +545,53 @@ routes:
 	}
 	if code := get("/other/c"); code != 200 {
 		t.Errorf("changed route after reload: %d, want 200 (new, full bucket)", code)
+	}
+}
+
+// TestPathNormalizationOptions: MERGE_SLASHES, DECODE_AND_MERGE_SLASHES,
+// --path-escaped-slashes reject and NONE, each deciding on and forwarding
+// the same path, over HTTP/1.1 and h2c.
+func TestPathNormalizationOptions(t *testing.T) {
+	a := startRecordingApp(t)
+	for _, c := range []struct {
+		args   []string
+		target string
+		want   int
+		app    string
+	}{
+		{[]string{"--path-normalization", "MERGE_SLASHES"}, "//admin", 403, ""},
+		{[]string{"--path-normalization", "MERGE_SLASHES"}, "/public//x", 200, "/public/x"},
+		{[]string{"--path-normalization", "MERGE_SLASHES"}, "/public/x%2F%2Fy", 200, "/public/x%2F%2Fy"},
+		{[]string{"--path-normalization", "DECODE_AND_MERGE_SLASHES"}, "/admin%2f..%2fapi/v1/charge", 200, "/api/v1/charge"},
+		{[]string{"--path-normalization", "DECODE_AND_MERGE_SLASHES"}, "/public%2f..%2fadmin", 403, ""},
+		{[]string{"--path-normalization", "DECODE_AND_MERGE_SLASHES"}, "/public%5c..%5cadmin", 403, ""},
+		{[]string{"--path-escaped-slashes", "reject"}, "/public%2fx", 400, ""},
+		{[]string{"--path-escaped-slashes", "reject"}, "/public/x", 200, "/public/x"},
+		{[]string{"--path-normalization", "BASE"}, "//admin", 403, ""},                          // "//admin" is not allowed by any ALLOW rule
+		{[]string{"--path-normalization", "NONE"}, "/public/../admin", 200, "/public/../admin"}, // as received, both ways
+	} {
+		dir := t.TempDir()
+		cfgPath := filepath.Join(dir, "proxy.yaml")
+		os.WriteFile(cfgPath, []byte(fmt.Sprintf("listeners:\n  - name: plain\n    address: 127.0.0.1:0\n    direction: inbound\n    target: %s\n    authorization:%s", a.addr, bypassPolicies)), 0o644)
+		addrs, _ := runProxy(t, cfgPath, c.args...)
+		dial := func() (net.Conn, error) { return net.Dial("tcp", addrs["plain"].String()) }
+		for _, proto := range []string{"h1", "h2"} {
+			id := fmt.Sprintf("%v-%s-%s", c.args, c.target, proto)
+			hdr := [][2]string{{"x-case", id}}
+			var status int
+			var err error
+			if proto == "h1" {
+				status, err = rawH1(dial, "GET", c.target, hdr)
+			} else {
+				status, err = rawH2(dial, false, "GET", c.target, hdr)
+			}
+			got, reached := a.lookup(id)
+			if err != nil || status != c.want {
+				t.Errorf("%v %s %s: %d %v, want %d", c.args, proto, c.target, status, err, c.want)
+			}
+			if c.app == "" && reached || c.app != "" && got.URI != c.app {
+				t.Errorf("%v %s %s: app got %q (reached %v), want %q", c.args, proto, c.target, got.URI, reached, c.app)
+			}
+		}
 	}
 }

@@ -112,3 +112,29 @@ func FuzzReparseYAML(f *testing.F) {
 		}
 	})
 }
+
+func TestPathOptions(t *testing.T) {
+	c, err := Reparse([]string{"--app", "127.0.0.1:8080"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.PathOptions(); o.Mode != "BASE" || o.EscapedSlashes != "keep" {
+		t.Errorf("defaults %+v, want BASE/keep (Istio's)", o)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--path-normalization", "base"}, `path-normalization "base"`},
+		{[]string{"--path-escaped-slashes", "drop"}, `path-escaped-slashes "drop"`},
+		{[]string{"--path-normalization", "DECODE_AND_MERGE_SLASHES", "--path-escaped-slashes", "reject"}, `path-escaped-slashes "reject"`},
+	} {
+		_, err := Reparse(append([]string{"--app", "127.0.0.1:8080"}, c.args...), nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %s", c.args, err, c.want)
+		}
+	}
+	if _, err := Reparse([]string{"--app", "127.0.0.1:8080"}, []string{"PROXY_PATH_NORMALIZATION=MERGE_SLASHES"}); err != nil {
+		t.Errorf("env: %v", err)
+	}
+}
