@@ -150,3 +150,14 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkNormalize(b *testing.B) {
+	for _, p := range []string{"/api/v1/orders/12345", "/api/v1/../v2/%61b%2fc//d"} {
+		b.Run(p, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Normalize(p, Options{Mode: MergeSlashes})
+			}
+		})
+	}
+}
