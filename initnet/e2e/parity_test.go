@@ -268,6 +268,13 @@ func TestIstioParity(t *testing.T) {
 
 func parity(t *testing.T, bins binaries, v variant) {
 	p := newPod(t)
+	podListeners(t, p)
+	scenarios := parityScenarios(p)
+	runScenarios(t, p, bins, v, scenarios)
+}
+
+// podListeners starts the named listeners in the pod and outside.
+func podListeners(t *testing.T, p *pod) {
 	for _, l := range []struct {
 		port int
 		name string
@@ -289,9 +296,13 @@ func parity(t *testing.T, bins binaries, v variant) {
 		udpNameServer(t, p.pod, a, "local-resolver", 0)
 		nameServer(t, p.pod, a, "local-resolver")
 	}
+}
 
-	pod, pod4 := func(port int) string { return fmt.Sprintf("%s:%d", podV4, port) }, podV4
-	_ = pod4
+// parityScenarios is issue 17, item by item, as packets and where
+// istio-iptables sends them.
+func parityScenarios(p *pod) []parityScenario {
+
+	pod := func(port int) string { return fmt.Sprintf("%s:%d", podV4, port) }
 	out := func(port int) string { return fmt.Sprintf("%s:%d", outV4, port) }
 	excl := func(port int) string { return fmt.Sprintf("%s:%d", excludedV4, port) }
 	app, proxy := 0, proxyUIDInt
@@ -305,7 +316,7 @@ func parity(t *testing.T, bins binaries, v variant) {
 		return probeCase{what: what, uid: uid, network: "udp4", dst: dst, want: want}
 	}
 	resolv := "search svc.cluster.local\nnameserver 127.0.0.53\nnameserver 127.0.0.1\nnameserver " + outV4 + "\noptions ndots:5\n"
-	scenarios := []parityScenario{
+	return []parityScenario{
 		{name: "8-bare-initnet-captures-everything", args: nil, probes: []probeCase{
 			in("outside → app port", appPort, "inbound"),
 			tcp("app → outside", app, out(outPort), "outbound"),
@@ -409,6 +420,9 @@ func parity(t *testing.T, bins binaries, v variant) {
 		}},
 	}
 
+}
+
+func runScenarios(t *testing.T, p *pod, bins binaries, v variant, scenarios []parityScenario) {
 	before := paritySnapshot(p)
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
