@@ -519,11 +519,17 @@ routes:
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	// Three tokens, spent through three spellings of /api/.
-	for _, p := range []string{"/api/a", "/x/../api/b", "/%61pi/c"} {
-		if code := get(p); code != 200 {
-			t.Fatalf("GET %s: %d, want 200", p, code)
-		}
+	// Three tokens, spent through three spellings of /api/, over
+	// HTTP/1.1 (raw bytes), h2c (raw frames) and Go's client.
+	dial := func() (net.Conn, error) { return net.Dial("tcp", addrs["plain"].String()) }
+	if code, err := rawH1(dial, "GET", `/x\..\api/a`, nil); code != 200 {
+		t.Fatalf("HTTP/1.1 GET /x\\..\\api/a: %d %v, want 200", code, err)
+	}
+	if code, err := rawH2(dial, false, "GET", "/x/../api/b", nil); code != 200 {
+		t.Fatalf("h2c GET /x/../api/b: %d %v, want 200", code, err)
+	}
+	if code := get("/%61pi/c"); code != 200 {
+		t.Fatalf("GET /%%61pi/c: %d, want 200", code)
 	}
 	if code := get("/api/d"); code != 429 {
 		t.Fatalf("fourth /api request: %d, want 429 (bucket keyed by the normalised path)", code)
