@@ -193,6 +193,37 @@ type parityScenario struct {
 	// breaks initnet's rules; initnet is then applied again with --reconcile.
 	drift map[string][]string
 	ipv6  bool // install IPv6 rules too
+	// zones: the DNS packets must have been in Istio's conntrack zones: the
+	// app's queries to the DNS proxy in zone 2, the proxy's upstream
+	// queries and their answers in zone 1 (counted by zoneWatch).
+	zones bool
+}
+
+// zoneWatch counts, in the pod, UDP DNS packets by conntrack zone (rule
+// order: app→DNS proxy in zone 2, proxy→upstream in zone 1, upstream
+// answers in zone 1).
+const zoneWatch = `table inet zonewatch {
+	chain out { type filter hook output priority 0; policy accept;
+		udp dport 15053 ct zone 2 counter
+		udp dport 53 ct zone 1 counter
+	}
+	chain in { type filter hook input priority 0; policy accept;
+		udp sport 53 ct zone 1 counter
+	}
+}`
+
+var packetCounts = regexp.MustCompile(`counter packets (\d+)`)
+
+func zoneCounts(p *pod) []string {
+	out, code := p.exec("nft", "list", "table", "inet", "zonewatch")
+	if code != 0 {
+		p.t.Fatalf("nft list table inet zonewatch: %s", out)
+	}
+	var n []string
+	for _, m := range packetCounts.FindAllStringSubmatch(out, -1) {
+		n = append(n, m[1])
+	}
+	return n
 }
 
 // hostExec runs a command in the test's own namespace.
@@ -269,6 +300,9 @@ func TestIstioParity(t *testing.T) {
 func parity(t *testing.T, bins binaries, v variant) {
 	p := newPod(t)
 	podListeners(t, p)
+	if out, code := p.exec("nft", zoneWatch); code != 0 {
+		t.Fatalf("zone watch: %s", out)
+	}
 	scenarios := parityScenarios(p)
 	runScenarios(t, p, bins, v, scenarios)
 }
@@ -357,7 +391,7 @@ func parityScenarios(p *pod) []parityScenario {
 			tcp("app → included outside", app, out(outPort), "outbound"),
 			tcp("app → 127.0.0.1", app, "127.0.0.1:8080", "app"),
 		}},
-		{name: "1-2-dns-resolv-conf", args: []string{"--redirect-dns"}, resolv: resolv, probes: []probeCase{
+		{name: "1-2-dns-resolv-conf", args: []string{"--redirect-dns"}, resolv: resolv, zones: true, probes: []probeCase{
 			udp("app UDP → 127.0.0.53:53", app, "127.0.0.53:53", "dns"),
 			tcp("app TCP → 127.0.0.53:53", app, "127.0.0.53:53", "dns"),
 			udp("app UDP → 127.0.0.1:53", app, "127.0.0.1:53", "dns"),
@@ -454,6 +488,7 @@ func runScenarios(t *testing.T, p *pod, bins binaries, v variant, scenarios []pa
 					t.Fatalf("reconcile: exit %d\n%s", code, o)
 				}
 			}
+			zonesBefore := zoneCounts(p)
 			for _, pc := range sc.probes {
 				ns := pc.ns
 				if ns == "" {
@@ -461,6 +496,13 @@ func runScenarios(t *testing.T, p *pod, bins binaries, v variant, scenarios []pa
 				}
 				if got := landing(ns, pc.uid, pc.network, pc.dst); got != pc.want {
 					t.Errorf("%s (%s %s as uid %d): landed on %q, want %q", pc.what, pc.network, pc.dst, pc.uid, got, pc.want)
+				}
+			}
+			if zonesAfter := zoneCounts(p); sc.zones {
+				for i, what := range []string{"app → DNS proxy in zone 2", "proxy → upstream in zone 1", "upstream answers in zone 1"} {
+					if i >= len(zonesAfter) || zonesAfter[i] == zonesBefore[i] {
+						t.Errorf("no DNS packet %s (counts before %v, after %v)", what, zonesBefore, zonesAfter)
+					}
 				}
 			}
 			cleanup := append([]string{bins.initnet, "--cleanup", "--backend", v.backend, "--ipv6", "true"}, v.flags...)
