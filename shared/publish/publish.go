@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -64,7 +65,9 @@ func File(path string, data []byte, o Options) (changed bool, err error) {
 // writeFileSync writes dir/name through a temp file, fsync and rename, then
 // fsyncs dir.
 func writeFileSync(dir, name string, data []byte, o Options) error {
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	// The temp name does not derive from name: a 255-byte name (NAME_MAX)
+	// must still get a temp file.
+	tmp, err := os.CreateTemp(dir, ".publish-*.tmp")
 	if err != nil {
 		return err
 	}
@@ -151,13 +154,18 @@ func Tree(link string, files map[string][]byte, o Options) (changed bool, err er
 		return false, fmt.Errorf("publish tree %s: %w", link, err)
 	}
 	final := filepath.Join(parent, target)
+	// The version the link points at now: its unchanged files are shared.
+	prev := ""
+	if cur, err := os.Readlink(link); err == nil && filepath.Dir(cur) == versionsRel {
+		prev = filepath.Join(parent, cur)
+	}
 	// A version directory only ever appears by an atomic rename of a complete
 	// staging directory, so one that exists is complete: reuse it (a reader
 	// may be inside it) and refresh its time so pruning keeps it.
 	if _, err := os.Stat(final); err == nil {
 		now := time.Now()
 		os.Chtimes(final, now, now)
-	} else if err := writeVersion(versions, final, names, files, o); err != nil {
+	} else if err := writeVersion(versions, final, prev, names, files, o); err != nil {
 		return false, fmt.Errorf("publish tree %s: %w", link, err)
 	}
 	// Swap: a temp link renamed over the old one is atomic.
@@ -177,20 +185,40 @@ func Tree(link string, files map[string][]byte, o Options) (changed bool, err er
 	return true, nil
 }
 
-// writeVersion writes the files into a staging directory and renames it to final.
-func writeVersion(versions, final string, names []string, files map[string][]byte, o Options) error {
+// writeVersion writes the files into a staging directory and renames it to
+// final. A file whose content, mode and owner are the same in prev (the
+// version being replaced) is hard-linked from there instead of written, so
+// a change costs what it changes, in time and in space. Nothing in staging
+// is visible before the rename, so files are written in place (no temp
+// name) and each directory is fsynced once, after its files.
+func writeVersion(versions, final, prev string, names []string, files map[string][]byte, o Options) error {
 	staging, err := os.MkdirTemp(versions, ".staging-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(staging) // no-op once renamed
+	dirs := map[string]bool{staging: true}
 	for _, n := range names {
 		dst := filepath.Join(staging, filepath.FromSlash(n))
-		if err := os.MkdirAll(filepath.Dir(dst), o.dirMode()); err != nil {
-			return err
+		dir := filepath.Dir(dst)
+		if !dirs[dir] {
+			if err := os.MkdirAll(dir, o.dirMode()); err != nil {
+				return err
+			}
+			for d := dir; d != staging && !dirs[d]; d = filepath.Dir(d) {
+				dirs[d] = true
+			}
 		}
-		if err := writeFileSync(filepath.Dir(dst), filepath.Base(dst), files[n], o); err != nil {
+		if prev != "" && linkSame(filepath.Join(prev, filepath.FromSlash(n)), dst, files[n], o) {
+			continue
+		}
+		if err := writeNew(dst, files[n], o); err != nil {
 			return fmt.Errorf("%s: %w", n, err)
+		}
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return err
 		}
 	}
 	if err := os.Chmod(staging, o.dirMode()); err != nil {
@@ -200,6 +228,58 @@ func writeVersion(versions, final string, names []string, files map[string][]byt
 		return err
 	}
 	return syncDir(versions)
+}
+
+// linkSame hard-links old to dst when old is a regular file holding data
+// with o's mode (and owner, when o sets one); false when it does not or the
+// link fails (another file system, a link limit): then the caller writes.
+func linkSame(old, dst string, data []byte, o Options) bool {
+	st, err := os.Lstat(old)
+	if err != nil || !st.Mode().IsRegular() || st.Size() != int64(len(data)) || st.Mode().Perm() != o.mode().Perm() {
+		return false
+	}
+	if o.Chown && !sameOwner(st, o) {
+		return false
+	}
+	f, err := os.Open(old)
+	if err != nil {
+		return false
+	}
+	got := make([]byte, len(data)+1) // +1: notice a file that grew since the stat
+	n, _ := io.ReadFull(f, got)
+	f.Close()
+	if n != len(data) || !bytes.Equal(got[:n], data) {
+		return false
+	}
+	return os.Link(old, dst) == nil
+}
+
+// writeNew creates dst (which must not exist) with data, mode and owner, and
+// fsyncs it.
+func writeNew(dst string, data []byte, o Options) error {
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(o.mode()); err != nil {
+		f.Close()
+		return err
+	}
+	if o.Chown {
+		if err := f.Chown(o.UID, o.GID); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // prune removes version directories other than current that are older than
