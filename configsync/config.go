@@ -47,6 +47,7 @@ type Config struct {
 	Mode         string
 	Owner        string
 	AllowMissing bool
+	SkipBadKeys  bool
 	Once         bool
 	TrimMemory   bool
 
@@ -98,6 +99,7 @@ func Bind(l *config.Loader, c *Config) {
 	l.String(&c.Mode, "mode", "0644", "file mode of published files (octal)")
 	l.String(&c.Owner, "owner", "", "owner of published files: uid:gid or user:group (default: unchanged)")
 	l.Bool(&c.AllowMissing, "allow-missing", false, "render a missing key as empty (and an empty prefix as an empty tree) instead of failing")
+	l.Bool(&c.SkipBadKeys, "skip-bad-keys", false, "publish a tree without the keys that cannot be files (.., //, too long, both file and directory) instead of holding the whole tree; GET /status and sidecarkit_configsync_skipped_keys name them")
 	l.Bool(&c.Once, "once", false, "render once and exit: 0 when every output was written, 2 when a key is missing")
 	l.Bool(&c.TrimMemory, "trim-memory", true, "after the first sync, drop the executable's start-up pages from RSS (they stay in the page cache)")
 	c.Notify.Bind(l)

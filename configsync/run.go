@@ -91,7 +91,7 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 	}
 	s := &syncer.Syncer{
 		Outputs: outs, View: b, Watch: mgr, Notify: notifier, Log: rt.Log, Metrics: m,
-		Env: environ(), AllowMissing: c.AllowMissing, WaitMin: c.WaitMin, WaitMax: wmax, Once: c.Once,
+		Env: environ(), AllowMissing: c.AllowMissing, SkipBadKeys: c.SkipBadKeys, WaitMin: c.WaitMin, WaitMax: wmax, Once: c.Once,
 		Ready:     func() { ready.Set(nil) },
 		Permanent: watch.Permanent,
 	}

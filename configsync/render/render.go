@@ -26,6 +26,7 @@ type Result struct {
 	Deps    []brain.Dep       // everything the render read (known or not)
 	Missing []brain.Dep       // dependencies not known yet: the render is incomplete
 	Err     error             // a complete render that failed (missing key, bad template data)
+	Skipped []string          // tree outputs with skip-bad-keys: the keys left out, each with why
 }
 
 // Complete reports whether every dependency was known.
@@ -37,6 +38,12 @@ var ErrMissing = errors.New("not found in Consul")
 // Tree renders every key below prefix as a file (key path → file path).
 // An empty prefix is an error unless allowEmpty.
 func Tree(v brain.View, prefix string, allowEmpty bool) Result {
+	return TreeOpts(v, prefix, allowEmpty, false)
+}
+
+// TreeOpts is Tree; with skipBad a key that cannot be a file is left out
+// (and named in Result.Skipped) instead of failing the whole tree.
+func TreeOpts(v brain.View, prefix string, allowEmpty, skipBad bool) Result {
 	prefix = source.NormalizePrefix(prefix)
 	dep := brain.Dep{Kind: brain.Prefix, Name: prefix}
 	r := Result{Deps: []brain.Dep{dep}}
@@ -45,8 +52,18 @@ func Tree(v brain.View, prefix string, allowEmpty bool) Result {
 		r.Missing = r.Deps
 		return r
 	}
-	r.Files, r.Err = TreeFiles(prefix, d.Pairs)
-	if r.Err == nil && len(r.Files) == 0 && !allowEmpty {
+	var bad []error
+	r.Files, bad = treeFiles(prefix, d.Pairs)
+	if len(bad) > 0 {
+		if !skipBad {
+			r.Files, r.Err = nil, errors.Join(bad...)
+			return r
+		}
+		for _, e := range bad {
+			r.Skipped = append(r.Skipped, e.Error())
+		}
+	}
+	if len(r.Files) == 0 && !allowEmpty {
 		r.Err = fmt.Errorf("prefix %q: no keys: %w", prefix, ErrMissing)
 	}
 	return r
@@ -56,6 +73,16 @@ func Tree(v brain.View, prefix string, allowEmpty bool) Result {
 // that cannot be a path, or a key that is both a file and a directory
 // ("a" and "a/b"), is an error naming the key.
 func TreeFiles(prefix string, pairs []brain.KV) (map[string][]byte, error) {
+	files, bad := treeFiles(prefix, pairs)
+	if len(bad) > 0 {
+		return nil, errors.Join(bad...)
+	}
+	return files, nil
+}
+
+// treeFiles maps the good keys to files and returns one error per bad key
+// (which is left out).
+func treeFiles(prefix string, pairs []brain.KV) (map[string][]byte, []error) {
 	files := make(map[string][]byte, len(pairs))
 	var errs []error
 	for _, p := range pairs {
@@ -73,7 +100,7 @@ func TreeFiles(prefix string, pairs []brain.KV) (map[string][]byte, error) {
 		}
 		files[path] = p.Value
 	}
-	// A file may not also be a directory.
+	// A file may not also be a directory: the file's key is the bad one.
 	paths := make([]string, 0, len(files))
 	for p := range files {
 		paths = append(paths, p)
@@ -83,14 +110,12 @@ func TreeFiles(prefix string, pairs []brain.KV) (map[string][]byte, error) {
 		for j := i + 1; j < len(paths) && strings.HasPrefix(paths[j], paths[i]); j++ {
 			if strings.HasPrefix(paths[j], paths[i]+"/") {
 				errs = append(errs, fmt.Errorf("key %q is a file but key %q needs it to be a directory", prefix+paths[i], prefix+paths[j]))
+				delete(files, paths[i])
 				break
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return files, nil
+	return files, errs
 }
 
 // Key renders one key's value. A missing key is an error unless allowMissing

@@ -174,6 +174,9 @@ func NormalizePrefix(p string) string {
 	return p + "/"
 }
 
+// MaxNameBytes is the longest file name Linux takes (NAME_MAX).
+const MaxNameBytes = 255
+
 // KeyPath maps a Consul key below prefix (as NormalizePrefix returns it) to
 // a relative slash path. skip is true for the prefix itself and for folder
 // keys ("a/b/"), which hold no file.
@@ -191,6 +194,11 @@ func KeyPath(prefix, key string) (path string, skip bool, err error) {
 	for _, r := range rel {
 		if r == 0 {
 			return "", false, fmt.Errorf("key %q: NUL in name", key)
+		}
+	}
+	for _, seg := range strings.Split(rel, "/") {
+		if len(seg) > MaxNameBytes {
+			return "", false, fmt.Errorf("key %q: segment of %d bytes; a file name has at most %d", key, len(seg), MaxNameBytes)
 		}
 	}
 	return rel, false, nil

@@ -40,10 +40,10 @@ func (o Output) String() string {
 }
 
 // Render renders o against v (pure).
-func (o Output) Render(v brain.View, env map[string]string, allowMissing bool) render.Result {
+func (o Output) Render(v brain.View, env map[string]string, allowMissing, skipBad bool) render.Result {
 	switch o.Kind {
 	case Tree:
-		return render.Tree(v, o.Source, allowMissing)
+		return render.TreeOpts(v, o.Source, allowMissing, skipBad)
 	case File:
 		return render.Key(v, o.Source, allowMissing)
 	default:

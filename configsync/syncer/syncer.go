@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,7 @@ type Metrics struct {
 	Published   prometheus.Counter     // outputs written because they changed
 	LastSuccess prometheus.Gauge       // unix time of the last complete, error-free sync
 	Resets      prometheus.Counter     // index went backwards
+	Skipped     *prometheus.GaugeVec   // output=...: keys left out by --skip-bad-keys
 }
 
 // NewMetrics registers the syncer's metrics on reg (nil: unregistered) under
@@ -59,6 +61,8 @@ func NewMetrics(reg prometheus.Registerer, prefix string) *Metrics {
 			Help: "Unix time of the last sync in which every output rendered and was published."}),
 		Resets: prometheus.NewCounter(prometheus.CounterOpts{Name: prefix + "index_resets_total",
 			Help: "Times a Consul index went backwards (agent restart, snapshot restore) and every watch was read again."}),
+		Skipped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: prefix + "skipped_keys",
+			Help: "Keys left out of a tree output because they cannot be a file (--skip-bad-keys); GET /status names them."}, []string{"output"}),
 	}
 	for _, r := range []string{"ok", "error"} {
 		m.Syncs.WithLabelValues(r)
@@ -67,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer, prefix string) *Metrics {
 		m.Errors.WithLabelValues(s)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Syncs, m.Errors, m.Published, m.LastSuccess, m.Resets)
+		reg.MustRegister(m.Syncs, m.Errors, m.Published, m.LastSuccess, m.Resets, m.Skipped)
 	}
 	return m
 }
@@ -95,9 +99,13 @@ type Syncer struct {
 	Metrics      *Metrics
 	Env          map[string]string
 	AllowMissing bool
-	WaitMin      time.Duration // quiescence: render this long after the last change...
-	WaitMax      time.Duration // ...but no later than this long after the first
-	Once         bool
+	// SkipBadKeys publishes a tree without the keys that cannot be files
+	// (reported in Status and the skipped_keys metric) instead of holding
+	// the whole tree back.
+	SkipBadKeys bool
+	WaitMin     time.Duration // quiescence: render this long after the last change...
+	WaitMax     time.Duration // ...but no later than this long after the first
+	Once        bool
 	// Ready is called after the first sync in which every output rendered
 	// and was published.
 	Ready func()
@@ -121,6 +129,7 @@ type OutputStatus struct {
 	LastRendered  time.Time `json:"last_rendered,omitzero"`
 	Error         string    `json:"error,omitempty"`
 	Waiting       []string  `json:"waiting_for,omitempty"`
+	SkippedKeys   []string  `json:"skipped_keys,omitempty"`
 }
 
 // Status returns every output's state (safe for concurrent use).
@@ -198,9 +207,9 @@ func (s *Syncer) Run(ctx context.Context, stopping <-chan struct{}) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return s.stopped()
 		case <-stopping:
-			return nil
+			return s.stopped()
 		case <-s.Watch.Changed():
 			if !s.complete || s.WaitMin <= 0 {
 				// Before the first complete read there is nothing to
@@ -234,6 +243,41 @@ func (s *Syncer) Run(ctx context.Context, stopping <-chan struct{}) error {
 	}
 }
 
+// noteSkipped records the keys a tree left out; it logs when the set changes.
+func (s *Syncer) noteSkipped(i int, o Output, skipped []string) {
+	var prev []string
+	s.record(i, func(st *OutputStatus) { prev, st.SkippedKeys = st.SkippedKeys, skipped })
+	s.Metrics.Skipped.WithLabelValues(o.String()).Set(float64(len(skipped)))
+	if strings.Join(prev, "\n") == strings.Join(skipped, "\n") {
+		return
+	}
+	if len(skipped) > 0 {
+		s.Log.Warn("bad keys left out of the tree (--skip-bad-keys)", "output", o.String(), "count", len(skipped), "keys", skipped)
+	} else {
+		s.Log.Info("no bad keys left out any more", "output", o.String())
+	}
+}
+
+// ErrStoppedBeforeWritten ends a --once run that was stopped (SIGTERM,
+// startup deadline) before every output was written: exit 0 would tell the
+// pod the files are there.
+var ErrStoppedBeforeWritten = errors.New("once: stopped before every output was written")
+
+// stopped is what Run returns when told to stop: nil for the daemon, an
+// error naming what is missing in once mode (it returns before when done).
+func (s *Syncer) stopped() error {
+	if !s.Once {
+		return nil
+	}
+	var waiting []string
+	for _, st := range s.Status() {
+		if st.LastPublished.IsZero() {
+			waiting = append(waiting, st.Output)
+		}
+	}
+	return fmt.Errorf("%w (not written: %s)", ErrStoppedBeforeWritten, strings.Join(waiting, "; "))
+}
+
 // cycle renders every output. done is true when a complete read was
 // rendered; err is a render error (once mode: configuration's fault) or a
 // publish error.
@@ -242,9 +286,12 @@ func (s *Syncer) cycle(ctx context.Context) (done bool, err error) {
 	var deps []brain.Dep
 	complete := true
 	for i, o := range s.Outputs {
-		results[i] = o.Render(s.View, s.Env, s.AllowMissing)
+		results[i] = o.Render(s.View, s.Env, s.AllowMissing, s.SkipBadKeys)
 		deps = append(deps, results[i].Deps...)
 		r := results[i]
+		if r.Complete() && o.Kind == Tree {
+			s.noteSkipped(i, o, r.Skipped)
+		}
 		s.record(i, func(st *OutputStatus) {
 			st.Waiting = nil
 			for _, d := range r.Missing {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -97,11 +98,31 @@ func (c *Consul) Fetch(ctx context.Context, d brain.Dep, index uint64, wait time
 			}
 		}
 	case brain.Prefix:
+		// List without the trailing slash and keep what is below it: a
+		// `consul kv delete -recurse config/app` leaves its tombstone at
+		// "config/app", which a listing of "config/app/" does not see —
+		// Consul then neither wakes the blocking query nor keeps the
+		// index from going backwards (it answers an older tombstone's).
 		var ps api.KVPairs
-		ps, meta, err = c.c.KV().List(d.Name, q)
+		ps, meta, err = c.c.KV().List(strings.TrimSuffix(d.Name, "/"), q)
+		if err == nil && meta.ResultsFilteredByACLs && strings.HasSuffix(d.Name, "/") {
+			// The filtered keys may be beside the prefix ("config/apple"
+			// for a token that may read only "config/app/"): ask for
+			// exactly the prefix, without waiting, before calling it a
+			// refusal.
+			exact := &api.QueryOptions{AllowStale: c.opts.Stale, RequireConsistent: c.opts.Consistent}
+			var emeta *api.QueryMeta
+			ps, emeta, err = c.c.KV().List(d.Name, exact.WithContext(ctx))
+			if err == nil {
+				meta.ResultsFilteredByACLs = emeta.ResultsFilteredByACLs
+			}
+		}
 		if err == nil {
 			out.Pairs = make([]brain.KV, 0, len(ps))
 			for _, p := range ps {
+				if !strings.HasPrefix(p.Key, d.Name) {
+					continue // "config/apple" beside "config/app/"
+				}
 				out.Pairs = append(out.Pairs, brain.KV{Key: p.Key, Value: p.Value})
 			}
 			sort.Slice(out.Pairs, func(i, j int) bool { return out.Pairs[i].Key < out.Pairs[j].Key })
@@ -142,12 +163,26 @@ func (c *Consul) Fetch(ctx context.Context, d brain.Dep, index uint64, wait time
 	if err != nil {
 		return out, 0, fmt.Errorf("read %s from consul: %w", d, err)
 	}
+	if meta != nil && meta.ResultsFilteredByACLs {
+		// Consul hid entries the token may not read and answered with what
+		// is left (maybe nothing): that is not the data, it is a refusal.
+		return brain.Data{}, 0, fmt.Errorf("read %s from consul: %w", d, ErrACLFiltered)
+	}
 	return out, meta.LastIndex, nil
 }
+
+// ErrACLFiltered is a listing Consul filtered by ACL (the answer carried
+// X-Consul-Results-Filtered-By-ACLs): the token lacks read permission on
+// some or all of what was asked, so the answer must not be taken as the
+// content (an empty tree, a missing key).
+var ErrACLFiltered = errors.New("permission denied: Consul filtered the answer by ACL (X-Consul-Results-Filtered-By-ACLs); the token may not read some or all of it")
 
 // Permanent reports whether err will not go away by retrying with the same
 // configuration (ACL denied, not found datacenter, bad request).
 func Permanent(err error) bool {
+	if errors.Is(err, ErrACLFiltered) {
+		return true
+	}
 	var se api.StatusError
 	if errors.As(err, &se) {
 		return se.Code == http.StatusForbidden || se.Code == http.StatusUnauthorized || se.Code == http.StatusBadRequest
