@@ -642,6 +642,16 @@ func TestHelperConfigsValidateInTheirImages(t *testing.T) {
 			args := []string{"run", "--rm", "--network=none", "--entrypoint", "/usr/local/bin/" + h}
 			for _, m := range c.VolumeMounts {
 				v := vols[m.Name]
+				if v.EmptyDir != nil {
+					// validate checks destination directories (and
+					// tmpfs for --require-tmpfs) as a run does.
+					if v.EmptyDir.Medium == corev1.StorageMediumMemory {
+						args = append(args, "--tmpfs", m.MountPath)
+					} else {
+						args = append(args, "-v", t.TempDir()+":"+m.MountPath)
+					}
+					continue
+				}
 				if v.ConfigMap == nil || cms[v.ConfigMap.Name] == nil {
 					continue
 				}
