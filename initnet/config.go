@@ -120,8 +120,8 @@ func (c *Config) Bind(l *config.Loader) {
 	l.String(&c.LogFormat, "log-format", "json", "log format: json or text")
 	l.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	l.String(&c.EnvoyUser, "envoy-user", "istio-proxy", "istio-iptables mode: the user whose UID is the default --proxy-uid (ENVOY_USER)")
-	l.String(&c.OwnerGroups, "outbound-owner-groups", "*", "ISTIO_OUTBOUND_OWNER_GROUPS: only * is supported")
-	l.String(&c.OwnerGroupsExclude, "outbound-owner-groups-exclude", "", "ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE: not supported")
+	l.String(&c.OwnerGroups, "outbound-owner-groups", "*", "groups (names or GIDs) whose outbound traffic is captured; * for all (ISTIO_OUTBOUND_OWNER_GROUPS)")
+	l.String(&c.OwnerGroupsExclude, "outbound-owner-groups-exclude", "", "with --outbound-owner-groups=*, groups whose outbound traffic is not captured (ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE)")
 	if c.Istio {
 		for name, envs := range istioEnv {
 			l.Env(name, envs...)
@@ -164,6 +164,32 @@ func (c *Config) Check(ipv6 func() bool) (rules.Options, config.Problems, []stri
 		}
 		raw.DNSServers = servers
 	}
+	// Group names become GIDs here (from /etc/group; istio-iptables leaves
+	// that to iptables), so the rules stay numeric.
+	for _, g := range []struct {
+		key string
+		val *string
+		src string
+	}{{"ISTIO_OUTBOUND_OWNER_GROUPS", &raw.OwnerGroups, c.OwnerGroups}, {"ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE", &raw.OwnerGroupsExclude, c.OwnerGroupsExclude}} {
+		var ids []string
+		for _, s := range strings.Split(g.src, ",") {
+			if s = strings.TrimSpace(s); s == "" || s == "*" {
+				ids = append(ids, s)
+				continue
+			}
+			if _, err := strconv.ParseUint(s, 10, 32); err == nil {
+				ids = append(ids, s)
+				continue
+			}
+			grp, err := user.LookupGroup(s)
+			if err != nil {
+				ps.Add(g.key, g.src, "group %q: %v", s, err)
+				continue
+			}
+			ids = append(ids, grp.Gid)
+		}
+		*g.val = strings.Join(ids, ",")
+	}
 	o, rps, notes := raw.OptionsNotes(rules.DefaultKeys())
 	for _, p := range rps {
 		ps = append(ps, p)
@@ -191,9 +217,6 @@ func (c *Config) Check(ipv6 func() bool) (rules.Options, config.Problems, []stri
 		if !strings.Contains(b.v, "restore") {
 			ps.Add(b.k, b.v, "want an *-restore binary (its *-save sibling is derived from the name)")
 		}
-	}
-	if strings.TrimSpace(c.OwnerGroups) != "*" || strings.TrimSpace(c.OwnerGroupsExclude) != "" {
-		ps.Add("ISTIO_OUTBOUND_OWNER_GROUPS", c.OwnerGroups+"/"+c.OwnerGroupsExclude, "capture by owner group is not supported by initnet (want * and no exclusions)")
 	}
 	modes := 0
 	for _, m := range []bool{c.DryRun, c.Cleanup, c.Validate} {

@@ -186,9 +186,12 @@ func TestIstioMode(t *testing.T) {
 	if _, out, _ = run(t, env, "-n", "--backend", "iptables", "--ipv6", "false"); strings.Contains(out, "--uid-owner 1500") {
 		t.Errorf("bare initnet read PROXY_UID:\n%s", out)
 	}
-	// Owner-group capture is refused, not ignored.
-	if code, _, stderr = run(t, []string{"ISTIO_OUTBOUND_OWNER_GROUPS=1000"}, dry...); code != ExitConfig || !strings.Contains(stderr, "owner group is not supported") {
-		t.Errorf("owner groups: exit %d %s", code, stderr)
+	// Owner-group capture, by GID or group name.
+	if code, out, stderr = run(t, []string{"ISTIO_OUTBOUND_OWNER_GROUPS=1000,root"}, dry...); code != 0 || !strings.Contains(out, "-m owner ! --gid-owner 1000 -m owner ! --gid-owner 0 -j RETURN") {
+		t.Errorf("owner groups: exit %d %s\n%s", code, stderr, out)
+	}
+	if code, _, stderr = run(t, []string{"ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE=no-such-group-x"}, dry...); code != ExitConfig || !strings.Contains(stderr, `group "no-such-group-x"`) {
+		t.Errorf("unknown group: exit %d %s", code, stderr)
 	}
 }
 

@@ -36,9 +36,15 @@ const (
 	outTLSPort  = 9443
 )
 
-// withFSUID runs f on a locked thread whose filesystem UID is uid: sockets
-// it creates are owned by uid (what owner matches see).
+// withFSUID runs f on a locked thread whose filesystem UID is uid (and,
+// for uids of the form gidProbe+N, whose filesystem GID is N): sockets it
+// creates are owned by them (what owner matches see).
 func withFSUID(uid int, f func() error) error {
+	if uid >= gidProbe {
+		old, _, _ := unix.RawSyscall(unix.SYS_SETFSGID, uintptr(uid-gidProbe), 0, 0)
+		defer unix.RawSyscall(unix.SYS_SETFSGID, old, 0, 0)
+		return f()
+	}
 	if uid == 0 {
 		return f()
 	}
@@ -46,6 +52,9 @@ func withFSUID(uid int, f func() error) error {
 	defer unix.RawSyscall(unix.SYS_SETFSUID, old, 0, 0)
 	return f()
 }
+
+// gidProbe+N as a probe's uid means: root, in group N.
+const gidProbe = 1 << 30
 
 // nameServer answers every TCP connection with name and closes it.
 func nameServer(t *testing.T, ns, addr, name string) {
@@ -446,6 +455,14 @@ func parityScenarios(p *pod) []parityScenario {
 			"iptables-legacy": {"iptables-legacy", "-t", "nat", "-I", "SIDECARKIT_OUTBOUND", "-j", "RETURN"},
 		}, probes: []probeCase{
 			tcp("app → outside", app, out(outPort), "outbound"),
+		}},
+		{name: "owner-groups-include", args: []string{"--outbound-owner-groups", "1600"}, probes: []probeCase{
+			tcp("group 1600 → outside: captured", gidProbe+1600, out(outPort), "outbound"),
+			tcp("group 0 → outside: not captured", app, out(outPort), "outside"),
+		}},
+		{name: "owner-groups-exclude", args: []string{"--outbound-owner-groups-exclude", "1600"}, probes: []probeCase{
+			tcp("group 1600 → outside: not captured", gidProbe+1600, out(outPort), "outside"),
+			tcp("group 0 → outside: captured", app, out(outPort), "outbound"),
 		}},
 		{name: "u-g-comma-lists", args: []string{"-u", "1337,1500", "-g", "1337,1501"}, probes: []probeCase{
 			tcp("uid 1500 → outside", 1500, out(outPort), "outside"),

@@ -17,6 +17,7 @@ func options(t *testing.T) rules.Options { return optionsWith(t, nil) }
 func tproxyOptions(t *testing.T) rules.Options {
 	return optionsWith(t, func(r *rules.Raw) {
 		r.InterceptionMode, r.TProxyMark, r.TProxyRouteTable = "TPROXY", "1337", "133"
+		r.OwnerGroups = "1000,202"
 	})
 }
 
@@ -230,4 +231,41 @@ func byChain(lines []string) string {
 		b.WriteString(strings.Join(m[n], "\n") + "\n")
 	}
 	return b.String()
+}
+
+// TestLegacyReadsLoadNoTable: with iptables-legacy, reading a table by name
+// loads it into the namespace for good. An IPv4-only apply, a check of
+// both families and a cleanup of both must leave no IPv6 table loaded.
+func TestLegacyReadsLoadNoTable(t *testing.T) {
+	testenv.Tool(t, "ip6tables-legacy-restore", "iptables")
+	b := iptables.Backend{Restore4: "iptables-legacy-restore", Save4: "iptables-legacy-save", Restore6: "ip6tables-legacy-restore", Save6: "ip6tables-legacy-save"}
+	netnstest.Run(t, func() {
+		loaded := func() string {
+			out, err := exec.Command("cat", "/proc/net/ip6_tables_names").CombinedOutput()
+			if err != nil {
+				t.Errorf("ip6_tables_names: %v %s", err, out)
+			}
+			return strings.TrimSpace(string(out))
+		}
+		if l := loaded(); l != "" {
+			t.Fatalf("fresh namespace has IPv6 tables loaded: %q", l)
+		}
+		o := optionsWith(t, func(r *rules.Raw) { r.IPv6 = false })
+		fams := []rules.Family{rules.IPv4, rules.IPv6}
+		if err := b.Available(fams...); err != nil {
+			t.Errorf("available: %v", err)
+		}
+		if err := b.Apply(rules.Generate(o)); err != nil {
+			t.Errorf("apply: %v", err)
+		}
+		if _, err := b.Installed(fams...); err != nil {
+			t.Errorf("installed: %v", err)
+		}
+		if _, err := b.Cleanup(fams...); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		if l := loaded(); l != "" {
+			t.Errorf("initnet loaded IPv6 tables it never used: %q", l)
+		}
+	})
 }

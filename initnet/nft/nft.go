@@ -241,6 +241,10 @@ func Exprs(f rules.Family, r rules.Rule) ([]expr.Any, error) {
 		binary.NativeEndian.PutUint32(id, r.Owner.ID)
 		e = append(e, &expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: id})
 	}
+	for _, g := range r.NotGIDs {
+		e = append(e, &expr.Meta{Key: expr.MetaKeySKGID, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(g)})
+	}
 	if r.CtInvalid {
 		e = append(e, &expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,

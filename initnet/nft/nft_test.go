@@ -55,6 +55,7 @@ func TestApplyMatchesRendered(t *testing.T) {
 			r.CaptureAllDNS = true
 			r.ProxyUID, r.ProxyGID = "1337,3", "1337,4"
 			r.OutboundCIDRs = []string{"127.1.2.3/32"}
+			r.OwnerGroups = "1000,202"
 		}),
 		"tproxy": opts(t, func(r *rules.Raw) {
 			r.InterceptionMode, r.TProxyMark, r.TProxyRouteTable = "TPROXY", "1337", "133"

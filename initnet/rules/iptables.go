@@ -91,6 +91,9 @@ func IptablesRule(chain string, r Rule) string {
 			fmt.Fprintf(&b, " --gid-owner %d", r.Owner.ID)
 		}
 	}
+	for _, g := range r.NotGIDs {
+		fmt.Fprintf(&b, " -m owner ! --gid-owner %d", g)
+	}
 	if r.CtInvalid {
 		b.WriteString(" -m conntrack --ctstate INVALID")
 	}

@@ -67,6 +67,9 @@ func NftRule(f Family, r Rule) string {
 		}
 		parts = append(parts, fmt.Sprintf("meta %s %s%d", key, op, r.Owner.ID))
 	}
+	for _, g := range r.NotGIDs {
+		parts = append(parts, fmt.Sprintf("meta skgid != %d", g))
+	}
 	if r.CtInvalid {
 		parts = append(parts, "ct state invalid")
 	}

@@ -47,6 +47,11 @@ type Options struct {
 	TProxy      bool
 	TProxyMark  uint32
 	TProxyTable uint32
+	// OwnerGroupsAll: capture every group's traffic but
+	// OwnerGroupsExclude's; else only OwnerGroupsInclude's.
+	OwnerGroupsAll     bool
+	OwnerGroupsInclude []uint32
+	OwnerGroupsExclude []uint32
 }
 
 // InboundExcludeAll returns the ports never captured when capturing all
@@ -72,6 +77,7 @@ type Raw struct {
 	DNSServers                                     []string // resolv.conf's nameservers
 	DropInvalid                                    bool
 	TProxyMark, TProxyRouteTable                   string // -t, -r
+	OwnerGroups, OwnerGroupsExclude                string // numeric GIDs, comma lists; "" OwnerGroups = "*"
 	// AllowRootUID accepts UID/GID 0 as the proxy's (istio-iptables does).
 	AllowRootUID bool
 }
@@ -242,6 +248,30 @@ func (r Raw) OptionsNotes(k Keys) (Options, []Problem, []string) {
 		a = a.WithZone("").Unmap()
 		if !slices.Contains(o.DNSServers, a) {
 			o.DNSServers = append(o.DNSServers, a)
+		}
+	}
+	gids := func(key, val string) []uint32 {
+		var out []uint32
+		for _, s := range strings.Split(val, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			id, err := ParseID(s)
+			if err != nil {
+				bad(key, val, "bad group %q (want a group name or numeric GID)", s)
+				continue
+			}
+			out = append(out, id)
+		}
+		return out
+	}
+	if g := strings.TrimSpace(r.OwnerGroups); g == "" || g == "*" {
+		o.OwnerGroupsAll = true
+		o.OwnerGroupsExclude = gids("ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE", r.OwnerGroupsExclude)
+	} else {
+		o.OwnerGroupsInclude = gids("ISTIO_OUTBOUND_OWNER_GROUPS", r.OwnerGroups)
+		if len(o.OwnerGroupsInclude) > 64 {
+			bad("ISTIO_OUTBOUND_OWNER_GROUPS", r.OwnerGroups, "at most 64 groups (one rule matches each), got %d", len(o.OwnerGroupsInclude))
 		}
 	}
 	o.DNS = r.DNS

@@ -141,8 +141,9 @@ type Rule struct {
 	NotDPorts []uint16 // destination port is none of these; needs Proto
 	SPort     uint16   // needs Proto
 	Owner     Owner
-	CtInvalid bool   // conntrack state INVALID
-	Mark      uint32 // packet mark is (or with NotMark is not) Mark; 0: no match
+	NotGIDs   []uint32 // the socket's GID is none of these (owner-group capture)
+	CtInvalid bool     // conntrack state INVALID
+	Mark      uint32   // packet mark is (or with NotMark is not) Mark; 0: no match
 	NotMark   bool
 	ConnMark  uint32 // connection mark is ConnMark; 0: no match
 	CtEstRel  bool   // conntrack state RELATED or ESTABLISHED
@@ -309,6 +310,15 @@ func generate(o Options, f Family) RuleSet {
 			outb = append(outb, r)
 		}
 		outb = append(outb, Rule{Owner: ow, Verdict: Verdict{Kind: Return}, Comment: who + ": the proxy's own upstream connections are not captured (no loop)"})
+	}
+	// ISTIO_OUTBOUND_OWNER_GROUPS[_EXCLUDE]: only these groups' traffic is
+	// captured, or everyone's but these groups'.
+	if o.OwnerGroupsAll {
+		for _, g := range o.OwnerGroupsExclude {
+			outb = append(outb, Rule{Owner: Owner{Kind: OwnerGID, ID: g}, Verdict: Verdict{Kind: Return}, Comment: fmt.Sprintf("group %d's traffic is not captured", g)})
+		}
+	} else {
+		outb = append(outb, Rule{NotGIDs: o.OwnerGroupsInclude, Verdict: Verdict{Kind: Return}, Comment: "only the listed groups' traffic is captured"})
 	}
 	if dnsHere {
 		outb = append(outb, Rule{Verdict: Verdict{Kind: Jump, Chain: ChainDNS}, Comment: "DNS capture"})

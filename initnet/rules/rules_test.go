@@ -50,7 +50,9 @@ func goldenCases() map[string]func(*Raw) {
 			r.KubeVirtInterfaces = []string{"eth1"}
 			r.OutboundCIDRs = []string{"10.0.0.0/8", "fd00::/8"}
 		},
-		"drop-invalid": func(r *Raw) { r.DropInvalid = true },
+		"drop-invalid":         func(r *Raw) { r.DropInvalid = true },
+		"owner-groups":         func(r *Raw) { r.OwnerGroups = "1000,202" },
+		"owner-groups-exclude": func(r *Raw) { r.OwnerGroups, r.OwnerGroupsExclude = "*", "888,21" },
 		"tproxy": func(r *Raw) {
 			r.InterceptionMode, r.TProxyMark, r.TProxyRouteTable = "TPROXY", "1337", "133"
 			r.InboundExclude = []string{"8081"}
