@@ -312,6 +312,17 @@ func parity(t *testing.T, bins binaries, v variant) {
 	if out, code := p.exec("nft", zoneWatch); code != 0 {
 		t.Fatalf("zone watch: %s", out)
 	}
+	// istio-iptables' IPv6 detection: the pod's first address is IPv4, so
+	// no IPv6 rules unless --dual-stack (any IPv6 address) says so.
+	for _, c := range []struct {
+		args []string
+		ip6  bool
+	}{{nil, false}, {[]string{"--dual-stack"}, true}} {
+		out, code := p.exec(append([]string{bins.initnet, "istio-iptables", "-n", "-b", "*", "--backend", "nftables"}, c.args...)...)
+		if code != 0 || strings.Contains(out, "table ip6") != c.ip6 {
+			t.Errorf("istio-iptables %v: IPv6 rules %v, want %v (exit %d)\n%s", c.args, !c.ip6, c.ip6, code, out)
+		}
+	}
 	scenarios := parityScenarios(p)
 	runScenarios(t, p, bins, v, scenarios)
 }
@@ -328,12 +339,15 @@ func podListeners(t *testing.T, p *pod) {
 	// from the address the redirect sent the query to.
 	inboundServer(t, p.pod, 15006)
 	udpNameServer(t, p.pod, "127.0.0.1:15053", "dns", proxyUIDInt)
+	udpNameServer(t, p.pod, "[::1]:15053", "dns", proxyUIDInt)
 	for _, port := range []int{outPort, 53, outTLSPort} {
 		nameServer(t, p.out, fmt.Sprintf(":%d", port), "outside")
 	}
 	// One socket per address, so each answer comes from the address asked.
 	udpNameServer(t, p.out, outV4+":53", "outside", 0)
 	udpNameServer(t, p.out, excludedV4+":53", "outside", 0)
+	udpNameServer(t, p.out, "["+outV6+"]:53", "outside", 0)
+	udpNameServer(t, p.out, "["+excludedV6+"]:53", "outside", 0)
 	// The pod's loopback resolvers answer "local-resolver" when not captured.
 	for _, a := range []string{"127.0.0.53:53", "127.0.0.1:53"} {
 		udpNameServer(t, p.pod, a, "local-resolver", 0)
@@ -444,6 +458,13 @@ func parityScenarios(p *pod) []parityScenario {
 			in("outside → excluded port", tunnelPort, "tunnel"),
 			tcp("proxy → own pod IP (nat, as Istio)", proxy, pod(appPort), "inbound"),
 			tcp("app → outside", app, out(outPort), "outbound"),
+		}},
+		{name: "ipv6-dns", ipv6: true, args: []string{"--redirect-dns"}, resolv: "nameserver " + outV6 + "\n", probes: []probeCase{
+			{what: "app UDP → [nameserver]:53", network: "udp6", dst: "[" + outV6 + "]:53", want: "dns"},
+			{what: "app TCP → [nameserver]:53", network: "tcp6", dst: "[" + outV6 + "]:53", want: "dns"},
+			{what: "app UDP → [not a nameserver]:53", network: "udp6", dst: "[" + excludedV6 + "]:53", want: "outside"},
+			{what: "proxy UDP → [nameserver]:53", uid: proxy, network: "udp6", dst: "[" + outV6 + "]:53", want: "outside"},
+			{what: "app UDP → IPv4 server (no IPv4 nameserver)", network: "udp4", dst: out(53), want: "outside"},
 		}},
 		{name: "network-namespace", hostNS: true, probes: []probeCase{
 			tcp("app → outside", app, out(outPort), "outbound"),
