@@ -149,10 +149,10 @@ func TestACLFilteredListingIsPermissionError(t *testing.T) {
 	// --once with a token that may read nothing there: non-zero, says
 	// permission (with and without --allow-missing), writes nothing.
 	c.cli(t, "acl", "policy", "update", "-name", "app", "-rules", `key_prefix "acl/app/" { policy = "deny" }`)
-	for _, extra := range [][]string{{"--allow-missing"}, nil} {
-		args := append([]string{"--consul-addr", c.Addr, "--tree", "acl/app=" + dir + "/once"}, extra...)
+	for _, extra := range [][]string{{"--allow-missing", "--tree", "acl/app=" + dir + "/once"}, {"--tree", "acl/app=" + dir + "/once"}, {"--allow-missing", "--file", "acl/app/a=" + dir + "/once"}} {
+		args := append([]string{"--consul-addr", c.Addr}, extra...)
 		code, out := runOnce(t, []string{"CONSUL_HTTP_TOKEN=" + tok}, args...)
-		if code == 0 || !strings.Contains(out, "permission denied") || strings.Contains(out, "not found in Consul") || strings.Contains(out, "every output written") {
+		if code == 0 || !strings.Contains(strings.ToLower(out), "permission denied") || strings.Contains(out, "not found in Consul") || strings.Contains(out, "every output written") {
 			t.Fatalf("--once %v: exit %d:\n%s", extra, code, out)
 		}
 		if _, err := os.Stat(dir + "/once"); err == nil {
