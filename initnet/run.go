@@ -52,9 +52,11 @@ type Env struct {
 const netnsEntered = "INITNET_INTERNAL_NETNS_ENTERED"
 
 // ReexecIn enters the network namespace at path on this (locked) thread
-// and replaces the process with initnet (args as given) running there:
-// execve keeps the calling thread's namespaces. It returns only on error.
-func ReexecIn(args, environ []string) func(string, io.Writer) int {
+// and replaces the process with initnet running there, with the same
+// argv (argv0 kept, so a multi-call binary dispatching on its name stays
+// initnet): execve keeps the calling thread's namespaces. It returns only
+// on error.
+func ReexecIn(argv0 string, args, environ []string) func(string, io.Writer) int {
 	return func(path string, stderr io.Writer) int {
 		runtime.LockOSThread()
 		f, err := os.Open(path)
@@ -66,11 +68,7 @@ func ReexecIn(args, environ []string) func(string, io.Writer) int {
 			fmt.Fprintf(stderr, "initnet: network-namespace %q: enter: %v\n", path, err)
 			return ExitRuntime
 		}
-		exe, err := os.Executable()
-		if err != nil {
-			exe = "/proc/self/exe"
-		}
-		err = syscall.Exec("/proc/self/exe", append([]string{exe}, args...), append(environ, netnsEntered+"="+path))
+		err = syscall.Exec("/proc/self/exe", append([]string{argv0}, args...), append(environ, netnsEntered+"="+path))
 		fmt.Fprintf(stderr, "initnet: network-namespace %q: re-execute: %v\n", path, err)
 		return ExitRuntime
 	}

@@ -14,7 +14,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	code := initnet.Main(ctx, initnet.Env{Args: os.Args[1:], Environ: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr,
-		Reexec: initnet.ReexecIn(os.Args[1:], os.Environ())})
+		Reexec: initnet.ReexecIn(os.Args[0], os.Args[1:], os.Environ())})
 	stop()
 	os.Exit(code)
 }

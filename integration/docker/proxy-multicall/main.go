@@ -25,7 +25,8 @@ import (
 func main() {
 	if filepath.Base(os.Args[0]) == "initnet" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-		code := initnet.Main(ctx, initnet.Env{Args: os.Args[1:], Environ: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr})
+		code := initnet.Main(ctx, initnet.Env{Args: os.Args[1:], Environ: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr,
+			Reexec: initnet.ReexecIn(os.Args[0], os.Args[1:], os.Environ())})
 		stop()
 		os.Exit(code)
 	}
