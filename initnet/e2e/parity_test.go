@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,9 +147,81 @@ func udpNameServer(t *testing.T, ns, addr, name string, uid int) {
 	}()
 }
 
+// nullSegment sends, from ns and address src, a TCP segment with no flags
+// (conntrack state INVALID) to dst, and reports "rst" when dst's kernel
+// answers with a reset, "no answer" otherwise.
+func nullSegment(ns, src, dst string) string {
+	d, err := netip.ParseAddrPort(dst)
+	if err != nil {
+		return err.Error()
+	}
+	s := netip.MustParseAddr(src)
+	res := "no answer"
+	err = inNS(ns, func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: s.As4()}); err != nil {
+			return err
+		}
+		const sport = 40404
+		seg := make([]byte, 20)
+		binary.BigEndian.PutUint16(seg[0:], sport)
+		binary.BigEndian.PutUint16(seg[2:], d.Port())
+		binary.BigEndian.PutUint32(seg[4:], 0x01020304)
+		seg[12] = 5 << 4 // data offset; flags byte 13 stays 0
+		binary.BigEndian.PutUint16(seg[14:], 1024)
+		// Checksum over the pseudo-header and the segment.
+		var sum uint32
+		sa, da := s.As4(), d.Addr().As4()
+		pseudo := append(append(append([]byte{}, sa[:]...), da[:]...), 0, unix.IPPROTO_TCP, 0, 20)
+		for _, b := range [][]byte{pseudo, seg} {
+			for i := 0; i+1 < len(b); i += 2 {
+				sum += uint32(binary.BigEndian.Uint16(b[i:]))
+			}
+		}
+		for sum > 0xffff {
+			sum = sum>>16 + sum&0xffff
+		}
+		binary.BigEndian.PutUint16(seg[16:], ^uint16(sum))
+		if err := unix.Sendto(fd, seg, 0, &unix.SockaddrInet4{Addr: da}); err != nil {
+			return err
+		}
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 1})
+		deadline := time.Now().Add(time.Second)
+		buf := make([]byte, 1500)
+		for time.Now().Before(deadline) {
+			n, _, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				return nil
+			}
+			ihl := int(buf[0]&0x0f) * 4
+			if n < ihl+20 || netip.AddrFrom4([4]byte(buf[12:16])) != d.Addr() {
+				continue
+			}
+			t := buf[ihl:]
+			if binary.BigEndian.Uint16(t[0:]) == d.Port() && binary.BigEndian.Uint16(t[2:]) == sport && t[13]&0x04 != 0 {
+				res = "rst"
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "raw socket: " + err.Error()
+	}
+	return res
+}
+
 // landing sends one TCP connection or UDP datagram from ns as uid and
 // returns the name of the listener that answered.
 func landing(ns string, uid int, network, addr string) string {
+	if network == "tcp-null" {
+		src := outV4
+		return nullSegment(ns, src, addr)
+	}
 	var c net.Conn
 	err := inNS(ns, func() error {
 		return withFSUID(uid, func() error {
@@ -465,6 +539,15 @@ func parityScenarios(p *pod) []parityScenario {
 			{what: "app UDP → [not a nameserver]:53", network: "udp6", dst: "[" + excludedV6 + "]:53", want: "outside"},
 			{what: "proxy UDP → [nameserver]:53", uid: proxy, network: "udp6", dst: "[" + outV6 + "]:53", want: "outside"},
 			{what: "app UDP → IPv4 server (no IPv4 nameserver)", network: "udp4", dst: out(53), want: "outside"},
+		}},
+		// An INVALID segment (no TCP flags) to a closed port: the pod's
+		// kernel answers with a reset, unless --drop-invalid drops it first.
+		{name: "drop-invalid-off", probes: []probeCase{
+			{what: "flagless segment to a closed port", ns: p.out, network: "tcp-null", dst: pod(8099), want: "rst"},
+		}},
+		{name: "drop-invalid", args: []string{"--drop-invalid"}, probes: []probeCase{
+			{what: "flagless segment to a closed port", ns: p.out, network: "tcp-null", dst: pod(8099), want: "no answer"},
+			in("a connection still lands", appPort, "inbound"),
 		}},
 		{name: "network-namespace", hostNS: true, probes: []probeCase{
 			tcp("app → outside", app, out(outPort), "outbound"),
