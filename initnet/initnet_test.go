@@ -195,6 +195,23 @@ func TestIstioMode(t *testing.T) {
 	}
 }
 
+// TestIstioInitArgv: the injected istio-init container's argv, logging
+// flags included, runs unchanged after "initnet".
+func TestIstioInitArgv(t *testing.T) {
+	code, out, stderr := run(t, nil, "istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
+		"-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020", "--log_output_level=default:debug,ads:error", "--log_as_json", "-n", "--ipv6", "false", "--backend", "iptables")
+	if code != 0 || !strings.Contains(out, "--dport 15021 -j RETURN") {
+		t.Errorf("istio-init argv: exit %d\n%s\n%s", code, out, stderr)
+	}
+	// The level really reaches --log-level.
+	if code, _, stderr := run(t, nil, "istio-iptables", "validate", "--log_output_level=default:loud"); code != ExitConfig || !strings.Contains(stderr, `log-level "loud"`) {
+		t.Errorf("log level not mapped: exit %d %s", code, stderr)
+	}
+	if got := istioLogFlags([]string{"--log_output_level", "warning", "-p", "1"}); strings.Join(got, " ") != "--log-level=warn -p 1" {
+		t.Errorf("istioLogFlags: %q", got)
+	}
+}
+
 // TestIstioFlagAliases: istio-iptables' flags that initnet maps onto its own.
 func TestIstioFlagAliases(t *testing.T) {
 	cases := []struct {

@@ -140,6 +140,9 @@ func Main(ctx context.Context, e Env) int {
 		return ExitConfig
 	}
 
+	if istio {
+		args = istioLogFlags(args)
+	}
 	c := Config{Istio: istio}
 	l := config.NewLoader("initnet")
 	c.Bind(l)
@@ -203,6 +206,48 @@ func Main(ctx context.Context, e Env) int {
 		return ExitRuntime
 	}
 	return ExitOK
+}
+
+// istioLogFlags maps the logging flags Istio's injector puts in istio-init's
+// argv onto initnet's: --log_output_level=default:info (the default scope's
+// level, or a bare level) becomes --log-level=info, --log_as_json
+// --log-format=json.
+func istioLogFlags(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || (name != "log_output_level" && name != "log_as_json") {
+			out = append(out, a)
+			continue
+		}
+		if name == "log_as_json" {
+			if !hasVal || val == "true" {
+				out = append(out, "--log-format=json")
+			}
+			continue
+		}
+		if !hasVal && i+1 < len(args) {
+			i++
+			val = args[i]
+		}
+		level := ""
+		for _, sc := range strings.Split(val, ",") {
+			scope, lv, ok := strings.Cut(sc, ":")
+			if !ok {
+				level = scope
+			} else if scope == "default" {
+				level = lv
+			}
+		}
+		if level == "warning" {
+			level = "warn"
+		}
+		if level != "" {
+			out = append(out, "--log-level="+level)
+		}
+	}
+	return out
 }
 
 // flagNames returns a lookup of l's long flag names. The loader has no
