@@ -210,6 +210,10 @@ func Validate(l *config.Loader, c *Config) error {
 	}
 	if c.TokenSink != "" && !filepath.IsAbs(c.TokenSink) {
 		p.Add("token-sink", c.TokenSink, "want an absolute path")
+	} else if c.TokenSink != "" {
+		if err := (dest.File{Path: c.TokenSink, Tmpfs: c.RequireTmpfs}).Check(); err != nil {
+			p.Add("token-sink", c.TokenSink, "%v", err)
+		}
 	}
 	if c.ProxyAddr != "" {
 		host, _, err := net.SplitHostPort(c.ProxyAddr)
@@ -318,18 +322,33 @@ func ParseSecretFlag(s string) (SecretSpec, error) {
 	if !ok || d == "" || path == "" {
 		return SecretSpec{}, fmt.Errorf("want DEST=PATH[#KEY], e.g. /vault/secrets/db.json=secret/db")
 	}
-	spec := SecretSpec{Destination: d, Format: string(render.JSON)}
+	spec := SecretSpec{Destination: d} // the format follows from it (defaultFormat), as in YAML
 	if p, k, hasKey := strings.Cut(path, "#"); hasKey {
 		if k == "" {
 			return SecretSpec{}, fmt.Errorf("empty KEY after #")
 		}
-		path, spec.Key, spec.Format = p, k, string(render.Raw)
-	} else if strings.HasSuffix(d, ".env") {
-		spec.Format = string(render.Env)
+		path, spec.Key = p, k
 	}
+	spec.Format = string(defaultFormat(spec))
 	spec.Path = path
 	spec.Name = filepath.Base(d)
 	return spec, nil
+}
+
+// defaultFormat is the one rule for an output without a format, from a
+// --secret flag or a YAML secrets: entry alike: a template renders as one;
+// a key means that key raw; a destination ending in .env is an env file;
+// anything else is JSON.
+func defaultFormat(s SecretSpec) render.Format {
+	switch {
+	case s.Template != "" || s.TemplateFile != "":
+		return render.Template
+	case s.Key != "":
+		return render.Raw
+	case strings.HasSuffix(s.Destination, ".env"):
+		return render.Env
+	}
+	return render.JSON
 }
 
 func buildOutput(p *config.Problems, where string, s SecretSpec, c *Config, defMode fs.FileMode) (secrets.Output, bool) {
@@ -343,12 +362,7 @@ func buildOutput(p *config.Problems, where string, s SecretSpec, c *Config, defM
 	}
 	format := render.Format(s.Format)
 	if format == "" {
-		format = render.JSON
-		if s.Template != "" || s.TemplateFile != "" {
-			format = render.Template
-		} else if s.Key != "" {
-			format = render.Raw
-		}
+		format = defaultFormat(s)
 	}
 	path := strings.Trim(s.Path, "/")
 	if s.Version < 0 {
@@ -423,5 +437,12 @@ func buildOutput(p *config.Problems, where string, s SecretSpec, c *Config, defM
 	}
 	o.Spec = spec
 	o.File = dest.File{Path: s.Destination, Mode: mode, UID: uid, GID: gid, Tmpfs: c.RequireTmpfs}
+	if len(*p) == n {
+		// What a run refuses with exit 2, validate refuses too: the
+		// directory must exist (and be tmpfs with require-tmpfs).
+		if err := o.File.Check(); err != nil {
+			p.Add(where+".destination", s.Destination, "%v", err)
+		}
+	}
 	return o, len(*p) == n
 }

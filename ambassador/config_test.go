@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sidecarkit/sidecarkit/ambassador/dest"
 	"github.com/sidecarkit/sidecarkit/ambassador/render"
 	"github.com/sidecarkit/sidecarkit/shared/config"
 )
@@ -22,7 +23,8 @@ func parse(t *testing.T, args, env []string) (*Config, error) {
 }
 
 func TestConfigFromFlagsAndEnv(t *testing.T) {
-	c, err := parse(t, []string{"--secret", "/s/db.json=secret/db", "--secret=/s/pw=secret/db#password", "--secret", "/s/app.env=kv/app"},
+	sd := t.TempDir()
+	c, err := parse(t, []string{"--secret", sd + "/db.json=secret/db", "--secret=" + sd + "/pw=secret/db#password", "--secret", sd + "/app.env=kv/app"},
 		[]string{"VAULT_ADDR=http://127.0.0.1:8201", "VAULT_TOKEN=t0k", "VAULT_NAMESPACE=team", "AMBASSADOR_FILE_MODE=0440"})
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +36,7 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 		path   string
 		format render.Format
 		key    string
-	}{{"/s/db.json", render.JSON, ""}, {"/s/pw", render.Raw, "password"}, {"/s/app.env", render.Env, ""}}
+	}{{sd + "/db.json", render.JSON, ""}, {sd + "/pw", render.Raw, "password"}, {sd + "/app.env", render.Env, ""}}
 	if len(c.Outputs) != len(want) {
 		t.Fatalf("outputs: %+v", c.Outputs)
 	}
@@ -63,16 +65,16 @@ approle-remove-secret-id-file: true
 static-secret-refresh: 30s
 secrets:
   - name: db
-    destination: /s/db.conf
+    destination: `+dir+`/db.conf
     template_file: `+tmpl+`
   - path: secret/app
     version: 3
-    destination: /s/app.json
+    destination: `+dir+`/app.json
     mode: "0600"
     uid: 1000
   - path: pki/issue/web
     params: {common_name: web.example.com, ttl: 1h}
-    destination: /s/cert.pem
+    destination: `+dir+`/cert.pem
     key: certificate
 `), 0o644)
 	c, err := parse(t, []string{"--config", cfg}, nil)
@@ -189,3 +191,48 @@ func FuzzParseSecretFlag(f *testing.F) {
 		}
 	})
 }
+
+// One rule for the format, from a flag or YAML alike; and what a run refuses
+// with exit 2 (a missing directory, a destination not on tmpfs with
+// require-tmpfs), validate refuses too.
+func TestFormatRuleAndDestinationsValidated(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "a.yaml")
+	os.WriteFile(cfg, []byte(`
+secrets:
+  - path: secret/app
+    destination: `+dir+`/app.env
+  - path: secret/app
+    destination: `+dir+`/app.json
+  - path: secret/app
+    key: pw
+    destination: `+dir+`/pw.env
+`), 0o644)
+	c, err := parse(t, []string{"--config", cfg, "--secret", dir + "/flag.env=secret/app"}, []string{"VAULT_ADDR=http://v:1", "VAULT_TOKEN=x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]render.Format{}
+	for _, o := range c.Outputs {
+		got[filepath.Base(o.File.Path)] = o.Spec.Format
+	}
+	want := map[string]render.Format{"flag.env": render.Env, "app.env": render.Env, "app.json": render.JSON, "pw.env": render.Raw}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: format %q, want %q", k, got[k], v)
+		}
+	}
+
+	_, err = parse(t, []string{"--secret", dir + "/missing/x.json=secret/app"}, []string{"VAULT_ADDR=http://v:1", "VAULT_TOKEN=x"})
+	if err == nil || !strings.Contains(err.Error(), dir+"/missing") {
+		t.Errorf("missing directory accepted: %v", err)
+	}
+	_, err = parse(t, []string{"--require-tmpfs", "--secret", dir + "/x.json=secret/app", "--token-sink", dir + "/tok"}, []string{"VAULT_ADDR=http://v:1", "VAULT_TOKEN=x"})
+	if tmpfs, _ := isTmpfs(dir); !tmpfs {
+		if err == nil || !strings.Contains(err.Error(), "not on tmpfs") || !strings.Contains(err.Error(), "token-sink") {
+			t.Errorf("--require-tmpfs on %s accepted: %v", dir, err)
+		}
+	}
+}
+
+func isTmpfs(dir string) (bool, error) { return dest.IsTmpfs(dir) }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,6 +89,7 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 		FailFast: c.ExitAfterRender, Once: c.ExitAfterRender,
 	}
 	runner.Register(rt.Registry)
+	rt.Health.AddCheck("files-current", runner.Check)
 
 	work, stopWork := context.WithCancel(ctx)
 	defer stopWork()
@@ -132,11 +134,19 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 	case err := <-mgrErr:
 		shutdownProxy(srv, rt.Common.DrainTimeout)
 		if errors.Is(err, context.Canceled) {
+			if c.ExitAfterRender {
+				return errInitStopped(runner, "before logging in to Vault")
+			}
 			return nil
 		}
 		return err
 	case <-rt.Stopping():
 		shutdownProxy(srv, rt.Common.DrainTimeout)
+		if c.ExitAfterRender {
+			// Exit 0 means "every file written": an init container stopped
+			// before that must not let the app start.
+			return errInitStopped(runner, "before logging in to Vault")
+		}
 		return nil
 	}
 
@@ -166,9 +176,12 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 			log.Info("init mode: every secret rendered; exiting")
 			return nil
 		case err := <-mgrErr:
+			if err == nil || errors.Is(err, context.Canceled) {
+				return errInitStopped(runner, "before every secret was rendered")
+			}
 			return err
 		case <-rt.Stopping():
-			return errors.New("stopped before every secret was rendered")
+			return errInitStopped(runner, "before every secret was rendered")
 		}
 	}
 
@@ -206,4 +219,16 @@ func shutdownProxy(srv *http.Server, d time.Duration) {
 	if srv.Shutdown(ctx) != nil {
 		srv.Close()
 	}
+}
+
+// errInitStopped is init mode's error when it was stopped (SIGTERM, the
+// startup deadline) before every file was written: it names what was
+// written and what was not.
+func errInitStopped(r *secrets.Runner, when string) error {
+	written, not := r.Written()
+	msg := fmt.Sprintf("init mode: stopped %s; not written: %s", when, strings.Join(not, ", "))
+	if len(written) > 0 {
+		msg += "; written: " + strings.Join(written, ", ")
+	}
+	return errors.New(msg)
 }

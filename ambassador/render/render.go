@@ -150,6 +150,27 @@ func EnvName(prefix, key string) string {
 	return n
 }
 
+// envKeyOK refuses a key whose env name would not say which key it came
+// from: a character other than ASCII letters, digits, '_', '-', '.' and '/'
+// (they become '_', so "é" would be "_", a special variable in bash), or a
+// name with no letter or digit at all ("_", "-", "__").
+func envKeyOK(prefix, key string) error {
+	word := false
+	for _, r := range prefix + key {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			word = true
+		case r == '_' || r == '-' || r == '.' || r == '/':
+		default:
+			return fmt.Errorf("key %q cannot be an env variable name: %q is not an ASCII letter, digit, '_', '-', '.' or '/' (use format json or a template)", key, r)
+		}
+	}
+	if !word {
+		return fmt.Errorf("key %q cannot be an env variable name: it has no letter or digit (it would be %s)", key, EnvName(prefix, key))
+	}
+	return nil
+}
+
 // envFile writes NAME=value lines sorted by name. A value that is not a
 // plain word is single-quoted the POSIX shell way, so `set -a; . file` works.
 func envFile(fields map[string]any, prefix string) ([]byte, error) {
@@ -157,6 +178,9 @@ func envFile(fields map[string]any, prefix string) ([]byte, error) {
 	seen := map[string]string{}
 	for _, k := range keys(fields) {
 		name := EnvName(prefix, k)
+		if err := envKeyOK(prefix, k); err != nil {
+			return nil, err
+		}
 		if other, dup := seen[name]; dup {
 			return nil, fmt.Errorf("keys %q and %q both become env variable %s", other, k, name)
 		}

@@ -107,6 +107,18 @@ func TestEnvName(t *testing.T) {
 	if _, err := envFile(map[string]any{"a-b": "1", "a_b": "2"}, ""); err == nil {
 		t.Error("colliding env names accepted")
 	}
+	// A key whose name would not say where it came from is refused, naming
+	// the key and never the value.
+	for _, k := range []string{"é", "_", "-", "a b", "pass$word", "ключ", "a=b", ""} {
+		_, err := envFile(map[string]any{k: "v4lue"}, "")
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", k)) || strings.Contains(err.Error(), "v4lue") {
+			t.Errorf("key %q: %v", k, err)
+		}
+	}
+	if b, err := envFile(map[string]any{"db.url": "x", "api-key": "y", "path/to": "z", "1st": "w"}, "app_"); err != nil ||
+		string(b) != "APP_1ST=w\nAPP_API_KEY=y\nAPP_DB_URL=x\nAPP_PATH_TO=z\n" {
+		t.Errorf("plain keys: %q %v", b, err)
+	}
 }
 
 func TestShellQuote(t *testing.T) {
