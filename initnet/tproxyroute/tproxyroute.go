@@ -68,6 +68,12 @@ func Ensure(mark, table uint32, v6 bool) error {
 	}
 	defer c.Close()
 	for _, fam := range families(v6) {
+		// NLM_F_EXCL does not catch a second copy (the kernel gives each
+		// rule added without a priority a new one): look first.
+		have, err := haveRule(c, fam, mark, table)
+		if err != nil {
+			return err
+		}
 		ae := netlink.NewAttributeEncoder()
 		ae.Uint32(unix.FRA_FWMARK, mark)
 		ae.Uint32(unix.FRA_TABLE, table)
@@ -76,11 +82,13 @@ func Ensure(mark, table uint32, v6 bool) error {
 		if err != nil {
 			return err
 		}
-		if _, err := c.Execute(netlink.Message{
-			Header: netlink.Header{Type: unix.RTM_NEWRULE, Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl},
-			Data:   append(fibRuleHdr(fam), attrs...),
-		}); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("add rule fwmark %#x lookup %d (family %d): %w", mark, table, fam, err)
+		if !have {
+			if _, err := c.Execute(netlink.Message{
+				Header: netlink.Header{Type: unix.RTM_NEWRULE, Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl},
+				Data:   append(fibRuleHdr(fam), attrs...),
+			}); err != nil && !errors.Is(err, unix.EEXIST) {
+				return fmt.Errorf("add rule fwmark %#x lookup %d (family %d): %w", mark, table, fam, err)
+			}
 		}
 		ae = netlink.NewAttributeEncoder()
 		ae.Uint32(unix.RTA_TABLE, table)
@@ -98,6 +106,62 @@ func Ensure(mark, table uint32, v6 bool) error {
 	return nil
 }
 
+// rule is one of initnet's policy rules, as dumped.
+type rule struct {
+	data        []byte
+	mark, table uint32
+}
+
+// ourRules returns the family's rules tagged Proto.
+func ourRules(c *netlink.Conn, fam uint8) ([]rule, error) {
+	msgs, err := c.Execute(netlink.Message{
+		Header: netlink.Header{Type: unix.RTM_GETRULE, Flags: netlink.Request | netlink.Dump},
+		Data:   fibRuleHdr(fam),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list rules: %w", err)
+	}
+	var out []rule
+	for _, m := range msgs {
+		if len(m.Data) < 12 || m.Data[0] != fam {
+			continue
+		}
+		ad, err := netlink.NewAttributeDecoder(m.Data[12:])
+		if err != nil {
+			continue
+		}
+		r := rule{data: m.Data, table: uint32(m.Data[4])}
+		ours := false
+		for ad.Next() {
+			switch ad.Type() {
+			case unix.FRA_PROTOCOL:
+				ours = ad.Uint8() == Proto
+			case unix.FRA_FWMARK:
+				r.mark = ad.Uint32()
+			case unix.FRA_TABLE:
+				r.table = ad.Uint32()
+			}
+		}
+		if ours {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func haveRule(c *netlink.Conn, fam uint8, mark, table uint32) (bool, error) {
+	rs, err := ourRules(c, fam)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range rs {
+		if r.mark == mark && r.table == table {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // Remove deletes every rule and route tagged Proto (both families), and
 // reports whether there were any.
 func Remove() (bool, error) {
@@ -108,43 +172,24 @@ func Remove() (bool, error) {
 	defer c.Close()
 	removed := false
 	for _, fam := range families(true) {
-		msgs, err := c.Execute(netlink.Message{
-			Header: netlink.Header{Type: unix.RTM_GETRULE, Flags: netlink.Request | netlink.Dump},
-			Data:   fibRuleHdr(fam),
-		})
+		rs, err := ourRules(c, fam)
 		if err != nil {
 			if errors.Is(err, unix.EAFNOSUPPORT) {
 				continue
 			}
-			return removed, fmt.Errorf("list rules: %w", err)
+			return removed, err
 		}
-		for _, m := range msgs {
-			if len(m.Data) < 12 || m.Data[0] != fam {
-				continue
-			}
-			ad, err := netlink.NewAttributeDecoder(m.Data[12:])
-			if err != nil {
-				continue
-			}
-			ours := false
-			for ad.Next() {
-				if ad.Type() == unix.FRA_PROTOCOL && ad.Uint8() == Proto {
-					ours = true
-				}
-			}
-			if !ours {
-				continue
-			}
+		for _, r := range rs {
 			// The dump's message (header and attributes) names the rule exactly.
 			if _, err := c.Execute(netlink.Message{
 				Header: netlink.Header{Type: unix.RTM_DELRULE, Flags: netlink.Request | netlink.Acknowledge},
-				Data:   m.Data,
+				Data:   r.data,
 			}); err != nil && !errors.Is(err, unix.ENOENT) {
 				return removed, fmt.Errorf("delete rule: %w", err)
 			}
 			removed = true
 		}
-		msgs, err = c.Execute(netlink.Message{
+		msgs, err := c.Execute(netlink.Message{
 			Header: netlink.Header{Type: unix.RTM_GETROUTE, Flags: netlink.Request | netlink.Dump},
 			Data:   make([]byte, unix.SizeofRtMsg)[:1:1],
 		})
