@@ -33,7 +33,14 @@ const (
 	ExitOK      = 0
 	ExitRuntime = 1
 	ExitConfig  = 2
+	// ExitIstioValidation is istio-iptables' exit code for a failed
+	// validation (what Istio CNI's repair controller looks for), used
+	// under `initnet istio-iptables`.
+	ExitIstioValidation = 126
 )
+
+// errValidation marks a failed --validate probe.
+var errValidation = errors.New("validation failed")
 
 // Env is what Main needs from the process, so tests can run it in-process.
 type Env struct {
@@ -203,6 +210,9 @@ func Main(ctx context.Context, e Env) int {
 	}
 	if err := Run(ctx, log, &c, o, e.Stdout); err != nil {
 		log.Error("failed", "err", err)
+		if istio && errors.Is(err, errValidation) {
+			return ExitIstioValidation
+		}
 		return ExitRuntime
 	}
 	return ExitOK
@@ -458,7 +468,7 @@ func validate(ctx context.Context, log *slog.Logger, c *Config, o rules.Options)
 	}
 	res, err := probe.Run(ctx, probe.Config{ListenPort: o.InboundPort, Target: target, UID: uid, GID: gid, Timeout: c.ProbeWait})
 	if err != nil {
-		return fmt.Errorf("validation failed: %w", err)
+		return fmt.Errorf("%w: %w", errValidation, err)
 	}
 	log.Info("validation passed: the probe landed on the inbound listener", "original_dst", res.OriginalDst.String(), "listener_port", o.InboundPort)
 	return nil

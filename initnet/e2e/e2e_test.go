@@ -333,6 +333,13 @@ func capture(t *testing.T, bins binaries, v variant) {
 	if code != 1 || !strings.Contains(out, "validation failed") || !strings.Contains(out, "not redirected") {
 		t.Fatalf("validation of broken rules: exit %d\n%s", code, out)
 	}
+	// The same under `initnet istio-iptables`: istio-iptables' exit code 126
+	// (what Istio CNI's repair controller looks for).
+	istio := append([]string{bins.initnet, "istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-b", "*", "-c", "lo",
+		"--run-validation", "--probe-timeout", "2s", "--backend", v.backend}, v.flags...)
+	if out, code := p.exec(istio...); code != 126 || !strings.Contains(out, "validation failed") {
+		t.Fatalf("istio-iptables validation of broken rules: exit %d, want 126\n%s", code, out)
+	}
 
 	// Apply with validation, then again: the same rules, not doubled.
 	out, code = p.exec(append(args, "--validate")...)
