@@ -76,6 +76,9 @@ type Config struct {
 	// Istio's meshConfig.pathNormalization).
 	PathNormalization  string
 	PathEscapedSlashes string
+	// InboundHTTPPorts are app ports declared HTTP on every inbound
+	// listener (Istio's port naming / appProtocol): never sniffed.
+	InboundHTTPPorts []string
 
 	Listeners []Listener               `yaml:"listeners"`
 	Routes    []Route                  `yaml:"routes"`
@@ -98,6 +101,10 @@ type Listener struct {
 	// (instead of Target), including raw TCP.
 	Cluster  string `yaml:"cluster"`
 	Protocol string `yaml:"protocol"` // auto (default) | http | tcp
+	// Ports declare the protocol of destination ports (the original
+	// destination's, or the target's): a declared port is never sniffed,
+	// like an Istio Service port named http-*/tcp-* or with appProtocol.
+	Ports []PortProtocol `yaml:"ports"`
 	// SNI routes outbound TLS by server name to a cluster; the TLS bytes pass
 	// through untouched.
 	SNI []SNIRoute `yaml:"sni"`
@@ -109,6 +116,58 @@ type Listener struct {
 	// AuthorizationPolicy for the workload).
 	JWT           *jwtauth.Config `yaml:"jwt"`
 	Authorization *authz.Config   `yaml:"authorization"`
+}
+
+// PortProtocol declares the protocol of one destination port.
+type PortProtocol struct {
+	Port     int    `yaml:"port"`
+	Protocol string `yaml:"protocol"` // http | tcp
+}
+
+// DeclaredProtocol returns the protocol l declares for a connection to
+// port (the original destination's port; 0 when the connection was not
+// redirected, then the target's port counts): "http", "tcp", or "" (sniff).
+func (l Listener) DeclaredProtocol(port int) string {
+	if port == 0 && l.Target != "" {
+		if _, p, err := net.SplitHostPort(l.Target); err == nil {
+			port, _ = strconv.Atoi(p)
+		}
+	}
+	for _, pp := range l.Ports {
+		if pp.Port == port && port != 0 {
+			return pp.Protocol
+		}
+	}
+	switch l.Protocol {
+	case ProtoHTTP, ProtoTCP:
+		return l.Protocol
+	}
+	return ""
+}
+
+// HasL7Policy reports whether l has authorization or JWT, which apply to
+// HTTP requests.
+func (l Listener) HasL7Policy() bool { return l.Authorization != nil || l.JWT != nil }
+
+// Warnings returns what is valid but probably not meant: an HTTP policy on
+// a listener that sniffs (non-HTTP connections get Istio's TCP semantics
+// there, not the HTTP rules).
+func Warnings(c *Config) []string {
+	var w []string
+	for _, l := range c.Effective() {
+		if !l.HasL7Policy() || l.Protocol == ProtoHTTP {
+			continue
+		}
+		w = append(w, fmt.Sprintf("listener %s: authorization/jwt on a protocol %q listener: connections not detected as HTTP get TCP semantics (DENY rules with HTTP fields match, ALLOW rules with them do not, required JWT refuses); declare protocol: http or ports", l.Name, orAuto(l.Protocol)))
+	}
+	return w
+}
+
+func orAuto(p string) string {
+	if p == "" {
+		return ProtoAuto
+	}
+	return p
 }
 
 // SNIRoute sends TLS connections whose ClientHello names one of Names to Cluster.
@@ -197,9 +256,10 @@ func Bind(l *skconfig.Loader, c *Config) {
 	l.Int(&c.MaxHeaderBytes, "max-header-bytes", 64<<10, "request head larger than this answers 431")
 	l.Var(int64Value{&c.MaxRequestBodyBytes}, "max-request-body-bytes", "default request body cap in bytes, 413 above it (0: none; routes override)")
 	l.Bool(&c.OutboundPassthrough, "outbound-passthrough", true, "transparent mode: outbound traffic no route matches goes to its original destination (false: 404 with flag NR)")
-	l.String(&c.HTTP1Server, "http1-server", "proxy", "HTTP/1.x downstream server: proxy (own loop on net/http's parser; checks every request for Content-Length + Transfer-Encoding) or net/http (http.Server)")
+	l.String(&c.HTTP1Server, "http1-server", "proxy", "HTTP/1.x downstream server: proxy (package h1; the net/http fallback was removed, it cannot be made as strict)")
 	l.String(&c.PathNormalization, "path-normalization", pathnorm.Base, "request path normalisation before authorization, JWT, routing and rate limits, and forwarded as normalised (Istio's meshConfig.pathNormalization): NONE, BASE (RFC 3986 dot segments, \\ to /, unreserved escapes decoded), MERGE_SLASHES (BASE + // to /) or DECODE_AND_MERGE_SLASHES (%2F and %5C decoded first)")
 	l.String(&c.PathEscapedSlashes, "path-escaped-slashes", pathnorm.Keep, "%2F and %5C in a path (BASE, MERGE_SLASHES): keep (forwarded encoded) or reject (400)")
+	l.Strings(&c.InboundHTTPPorts, "inbound-http-ports", nil, "app ports declared HTTP on inbound listeners (comma-separated): never sniffed, non-HTTP bytes get 400")
 	l.Bool(&c.Pprof, "pprof", false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin port")
 	l.Section(&c.Listeners, "listeners", "listeners (name, address, direction, transparent, target, cluster, protocol, sni); default derived from the flags")
 	l.Section(&c.Routes, "routes", "HTTP routes (name, listeners, match{hosts,path,headers,port}, cluster, header add/remove, max_request_body_bytes, timeout)")
@@ -227,6 +287,26 @@ func (v int64Value) String() string {
 // Effective returns the listeners the proxy runs: the YAML `listeners` if
 // any, else those the flags describe.
 func (c *Config) Effective() []Listener {
+	ls := c.effective()
+	if len(c.InboundHTTPPorts) == 0 {
+		return ls
+	}
+	out := make([]Listener, len(ls))
+	for i, l := range ls {
+		if l.Direction == Inbound {
+			l.Ports = append([]PortProtocol(nil), l.Ports...)
+			for _, p := range c.InboundHTTPPorts {
+				if n, err := strconv.Atoi(strings.TrimSpace(p)); err == nil && l.DeclaredProtocol(n) == "" {
+					l.Ports = append(l.Ports, PortProtocol{Port: n, Protocol: ProtoHTTP})
+				}
+			}
+		}
+		out[i] = l
+	}
+	return out
+}
+
+func (c *Config) effective() []Listener {
 	if len(c.Listeners) > 0 {
 		return c.Listeners
 	}
@@ -345,8 +425,17 @@ func Validate(c *Config) error {
 	if c.MaxHeaderBytes < 1024 {
 		p.Add("max-header-bytes", c.MaxHeaderBytes, "must be at least 1024")
 	}
-	if c.HTTP1Server != "proxy" && c.HTTP1Server != "net/http" {
-		p.Add("http1-server", c.HTTP1Server, "want proxy or net/http")
+	switch c.HTTP1Server {
+	case "proxy":
+	case "net/http":
+		p.Add("http1-server", c.HTTP1Server, "the net/http fallback was removed: http.Server cannot refuse every request's Content-Length + Transfer-Encoding, frame chunked bodies strictly or answer 408 (want proxy)")
+	default:
+		p.Add("http1-server", c.HTTP1Server, "want proxy")
+	}
+	for _, ps := range c.InboundHTTPPorts {
+		if n, err := strconv.Atoi(strings.TrimSpace(ps)); err != nil || n < 1 || n > 65535 {
+			p.Add("inbound-http-ports", ps, "want a port number 1-65535")
+		}
 	}
 	if err := (pathnorm.Options{Mode: c.PathNormalization}).Validate(); err != nil {
 		p.Add("path-normalization", c.PathNormalization, "want NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES")
@@ -398,6 +487,15 @@ func Validate(c *Config) error {
 		case "", ProtoAuto, ProtoHTTP, ProtoTCP:
 		default:
 			p.Add(key+".protocol", l.Protocol, "want auto, http or tcp")
+		}
+		for j, pp := range l.Ports {
+			pk := fmt.Sprintf("%s.ports[%d]", key, j)
+			if pp.Port < 1 || pp.Port > 65535 {
+				p.Add(pk+".port", pp.Port, "want a port number 1-65535")
+			}
+			if pp.Protocol != ProtoHTTP && pp.Protocol != ProtoTCP {
+				p.Add(pk+".protocol", pp.Protocol, "want http or tcp")
+			}
 		}
 		if l.Target != "" {
 			if err := checkHostPort(l.Target, false); err != nil {

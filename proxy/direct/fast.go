@@ -94,8 +94,8 @@ var errAborted = errors.New("request cancelled")
 
 // fastRoundTrip does one exchange on the calling goroutine. A request that
 // fails on a reused connection before any response byte is retried once
-// on a new connection when it carries no body (the server may have closed
-// the idle connection).
+// on a new connection when it carries no body and is idempotent (the
+// server may have closed the idle connection; a POST may have reached it).
 func (f *Forwarder) fastRoundTrip(req *http.Request) (*http.Response, error) {
 	addr := req.URL.Host
 	ctx := req.Context()
@@ -131,7 +131,7 @@ func (f *Forwarder) fastRoundTrip(req *http.Request) (*http.Response, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if reused && noBody && attempt == 0 {
+			if reused && noBody && attempt == 0 && replayable(req) {
 				continue
 			}
 			return nil, err
@@ -139,6 +139,20 @@ func (f *Forwarder) fastRoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body = &fastBody{rc: resp.Body, pc: pc, f: f, addr: addr, stop: stop, reuse: !resp.Close && !req.Close}
 		return resp, nil
 	}
+}
+
+// replayable reports whether req may be sent again after a reused
+// connection failed: it may have reached the app, so only an idempotent
+// method (RFC 9110 §9.2.2, as Go's transport: GET, HEAD, OPTIONS, TRACE)
+// or a request carrying an Idempotency-Key.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, a := req.Header["Idempotency-Key"]
+	_, b := req.Header["X-Idempotency-Key"]
+	return a || b
 }
 
 // fastBody returns the connection to the pool once the body has been read

@@ -103,28 +103,6 @@ func (s *Server) Close() {
 	}
 }
 
-// limitReader bounds how much of a request head may be read.
-type limitReader struct {
-	r      io.Reader
-	remain int64
-}
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	if l.remain <= 0 {
-		return 0, errHeadTooLarge
-	}
-	if int64(len(p)) > l.remain {
-		p = p[:l.remain]
-	}
-	n, err := l.r.Read(p)
-	l.remain -= int64(n)
-	return n, err
-}
-
-var errHeadTooLarge = errors.New("request head too large")
-
-const noLimit = 1 << 62
-
 // ServeConn serves nc until the client closes it, an error, or Shutdown.
 // It closes nc unless a handler hijacked it.
 func (s *Server) ServeConn(nc net.Conn) {
@@ -140,8 +118,7 @@ func (s *Server) ServeConn(nc net.Conn) {
 		ctx = s.ConnContext(ctx, nc)
 	}
 	remote := nc.RemoteAddr().String()
-	lr := &limitReader{r: nc, remain: noLimit}
-	br := bufio.NewReaderSize(lr, 4096)
+	br := bufio.NewReaderSize(nc, 4096)
 	bw := bufio.NewWriterSize(nc, 4096)
 	hijacked := false
 	defer func() {
@@ -149,20 +126,30 @@ func (s *Server) ServeConn(nc net.Conn) {
 			nc.Close()
 		}
 	}()
-	maxHead := int64(s.MaxHeaderBytes)
+	maxHead := s.MaxHeaderBytes
 	if maxHead <= 0 {
 		maxHead = 1 << 20
 	}
+	// The first request's head is bounded from the accept (the sniffer
+	// already waited for its first bytes), later ones from their first byte.
+	headStart := time.Now()
+	if a, ok := nc.(interface{ AcceptedAt() time.Time }); ok {
+		headStart = a.AcceptedAt()
+	}
+	var headBuf []byte
 	first := true
 	for {
 		// Wait for the next request: the idle timeout between requests.
-		if !first && s.IdleTimeout > 0 {
-			nc.SetReadDeadline(time.Now().Add(s.IdleTimeout))
-		} else if s.ReadHeaderTimeout > 0 {
-			nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
-		}
-		if _, err := br.Peek(1); err != nil {
-			return
+		if !first {
+			if s.IdleTimeout > 0 {
+				nc.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+			} else {
+				nc.SetReadDeadline(time.Time{})
+			}
+			if _, err := br.Peek(1); err != nil {
+				return
+			}
+			headStart = time.Now()
 		}
 		cn.active.Store(true)
 		if s.shutting.Load() && !first {
@@ -170,32 +157,68 @@ func (s *Server) ServeConn(nc net.Conn) {
 		}
 		first = false
 		if s.ReadHeaderTimeout > 0 {
-			nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+			nc.SetReadDeadline(headStart.Add(s.ReadHeaderTimeout))
+		} else {
+			nc.SetReadDeadline(time.Time{})
 		}
-		// The whole head must arrive within maxHead bytes (+ what is buffered).
-		lr.remain = maxHead + 4096
-		if head := bufferedHead(br); head != nil && Conflict(head) {
+		head, got, err := readHead(br, maxHead, headBuf)
+		if err != nil {
+			switch {
+			case errors.Is(err, errHeadTooLarge):
+				s.refuse(bw, 431, "header_too_large", "request header fields too large")
+			case isTimeout(err) && got:
+				s.refuse(bw, 408, "header_timeout", "request timeout")
+			case errors.Is(err, errBlankLines):
+				s.refuse(bw, 400, "bad_request", "bad request")
+			default:
+				return // the client closed (mid-head or between requests)
+			}
+			lingerClose(nc)
+			return
+		}
+		if cap(head) <= 8<<10 {
+			headBuf = head[:0] // reuse a small head's buffer; drop a large one
+		} else {
+			headBuf = nil
+		}
+		nc.SetReadDeadline(time.Time{})
+		fr := scanHead(head)
+		if fr.cl && fr.te {
 			s.refuse(bw, 400, "content_length_and_transfer_encoding", "both Content-Length and Transfer-Encoding are set")
 			lingerClose(nc)
 			return
 		}
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			if errors.Is(err, errHeadTooLarge) || lr.remain <= 0 {
-				s.refuse(bw, 431, "header_too_large", "request header fields too large")
-				lingerClose(nc)
-			} else if !errors.Is(err, io.EOF) && !isTimeout(err) {
-				s.refuse(bw, 400, "bad_request", "bad request")
-				lingerClose(nc)
-			}
+		if fr.te && !fr.chunkedOnly() {
+			s.refuse(bw, 501, "unsupported_transfer_encoding", "unsupported transfer encoding")
+			lingerClose(nc)
 			return
 		}
-		lr.remain = noLimit
-		nc.SetReadDeadline(time.Time{})
+		req, err := parseHead(head)
+		if err != nil {
+			s.refuse(bw, 400, "bad_request", "bad request")
+			lingerClose(nc)
+			return
+		}
 		if msg := check(req); msg != "" {
 			s.refuse(bw, 400, "bad_request", msg)
 			lingerClose(nc)
 			return
+		}
+		if fr.te && !req.ProtoAtLeast(1, 1) {
+			s.refuse(bw, 400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request")
+			lingerClose(nc)
+			return
+		}
+		// The body is read from the connection, framed here (not by the
+		// parser, which saw the head only).
+		switch {
+		case fr.te:
+			req.Body, req.ContentLength = &chunkedBody{br: br}, -1
+			req.TransferEncoding = []string{"chunked"}
+		case req.ContentLength > 0:
+			req.Body = &lengthBody{br: br, remain: req.ContentLength}
+		default:
+			req.Body, req.ContentLength = http.NoBody, 0
 		}
 		req.RemoteAddr = remote
 		req = req.WithContext(ctx)
@@ -213,7 +236,12 @@ func (s *Server) ServeConn(nc net.Conn) {
 			hijacked = true
 			return
 		}
-		if err := w.finish(); err != nil {
+		if tb != nil && tb.err != nil {
+			// A malformed or aborted body: the connection's framing is lost;
+			// nothing after it is read.
+			w.closeAfter = true
+		}
+		if err := w.finish(); err != nil || w.closeAfter {
 			return
 		}
 		if w.closeAfter || req.Close || s.shutting.Load() {
@@ -249,46 +277,21 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// bufferedHead returns the first request head if it is already buffered whole.
-func bufferedHead(br *bufio.Reader) []byte {
-	for {
-		b, _ := br.Peek(br.Buffered())
-		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-			return b[:i+4]
-		}
-		if len(b) >= br.Size() {
-			return nil // a head beyond 4 KiB: net/http's parsing alone (it drops Content-Length)
-		}
-		if _, err := br.Peek(len(b) + 1); err != nil { // wait for more of the head
-			return nil
-		}
-	}
-}
+var headReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
-// Conflict reports whether a request head has both Content-Length and
-// Transfer-Encoding fields.
-func Conflict(head []byte) bool {
-	var cl, te bool
-	for len(head) > 0 {
-		line := head
-		if i := bytes.IndexByte(head, '\n'); i >= 0 {
-			line, head = head[:i], head[i+1:]
-		} else {
-			head = nil
-		}
-		name, _, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			continue
-		}
-		name = bytes.TrimSpace(name)
-		switch {
-		case len(name) == 14 && strings.EqualFold(string(name), "content-length"):
-			cl = true
-		case len(name) == 17 && strings.EqualFold(string(name), "transfer-encoding"):
-			te = true
-		}
+// parseHead parses a whole request head with net/http's parser.
+func parseHead(head []byte) (*http.Request, error) {
+	r := headReaders.Get().(*bufio.Reader)
+	r.Reset(bytes.NewReader(head))
+	defer func() { r.Reset(nil); headReaders.Put(r) }()
+	req, err := http.ReadRequest(r)
+	if err != nil {
+		return nil, err
 	}
-	return cl && te
+	if !KnownMethod(req.Method) {
+		return nil, errors.New("unknown method")
+	}
+	return req, nil
 }
 
 // check applies the rules net/http's server adds to the parser's.
@@ -534,16 +537,20 @@ func (w *writer) finish() error {
 	return w.err
 }
 
-// trackBody notes whether a request body was read to its end or closed.
+// trackBody notes whether a request body was read to its end or closed,
+// and the first error reading it.
 type trackBody struct {
 	rc          io.ReadCloser
 	eof, closed bool
+	err         error
 }
 
 func (b *trackBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
 		b.eof = true
+	} else if err != nil && b.err == nil {
+		b.err = err
 	}
 	return n, err
 }

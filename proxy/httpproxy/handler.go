@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -34,6 +35,7 @@ import (
 
 	"github.com/sidecarkit/sidecarkit/proxy/config"
 	"github.com/sidecarkit/sidecarkit/proxy/direct"
+	"github.com/sidecarkit/sidecarkit/proxy/h1"
 	"github.com/sidecarkit/sidecarkit/proxy/listener"
 	"github.com/sidecarkit/sidecarkit/proxy/mtls"
 	"github.com/sidecarkit/sidecarkit/proxy/pathnorm"
@@ -63,6 +65,10 @@ type Snapshot struct {
 	// Limiters are the routes' rate-limit buckets by route name; the next
 	// snapshot reuses those whose rate_limit did not change.
 	Limiters map[string]*ratelimit.Limiter
+	// StreamCheck decides, per listener, whether a connection that is not
+	// HTTP may pass (Istio's TCP semantics of its HTTP policies); absent
+	// means it may. The string names the deciding policy or reason.
+	StreamCheck map[string]func(*listener.Conn) (bool, string)
 	// Closers release what the snapshot's middleware holds (JWKS refresh).
 	Closers []func()
 	Config  *config.Config
@@ -426,6 +432,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 			buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 			x.in.Add(int64(len(buf)))
 			if err != nil {
+				w.Header()["Connection"] = []string{"close"}
+				if errors.Is(err, h1.ErrFraming) {
+					x.flag = "DPE"
+					h.localReply(w, x, http.StatusBadRequest, "bad request body framing")
+					return
+				}
 				x.flag = "DC"
 				x.status = 499
 				return
@@ -456,6 +468,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 
 	up := upgradeType(r.Header)
 	removeHopByHop(r.Header)
+	// A Connection field cannot take away what the proxy itself sets.
+	r.Header["X-Request-Id"] = []string{x.rid}
+	if _, ok := r.Header["User-Agent"]; !ok {
+		// Go's transports would add "Go-http-client/1.1"; "" means none.
+		r.Header["User-Agent"] = []string{""}
+	}
 	delete(r.Header, "Expect") // the client's 100-continue is answered by reading its body
 	if up != "" {
 		if r.ProtoMajor != 1 {
@@ -505,8 +523,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		out.URL.Host = r.Host
 	}
 	out.Close = false
+	var cb *countingBody
 	if r.Body != nil && r.Body != http.NoBody {
-		out.Body = &countingBody{r: r.Body, n: &x.in}
+		cb = &countingBody{r: r.Body, n: &x.in}
+		out.Body = cb
 	}
 	if up != "" && out.Body == nil {
 		out.Body = http.NoBody
@@ -533,6 +553,25 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		}
 	} else {
 		x.upHost = x.addr
+	}
+	if cerr := cb.bodyErr(); cerr != nil {
+		// The client's body broke (bad framing: 400 DPE; aborted: 499 DC);
+		// it is the client's fault, the connection is not reused.
+		if resp != nil {
+			resp.Body.Close()
+		}
+		x.upHost = x.addr
+		if x.cluster != nil {
+			x.upHost = x.att.Host
+		}
+		w.Header()["Connection"] = []string{"close"}
+		if errors.Is(cerr, h1.ErrFraming) {
+			x.flag = "DPE"
+			h.localReply(w, x, http.StatusBadRequest, "bad request body framing")
+			return
+		}
+		x.flag, x.status = "DC", 499
+		return
 	}
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -724,14 +763,33 @@ func remote(c *listener.Conn) string {
 	return c.RemoteAddr().String()
 }
 
+// countingBody counts the request body's bytes as they are sent and keeps
+// the first error reading it: such an error is the client's, marked
+// upstream.ErrDownstream so the cluster neither blames the endpoint nor
+// retries.
 type countingBody struct {
-	r io.ReadCloser
-	n *atomic.Int64
+	r   io.ReadCloser
+	n   *atomic.Int64
+	err atomic.Pointer[error] // the transport may read the body on its own goroutine
+}
+
+func (b *countingBody) bodyErr() error {
+	if b == nil {
+		return nil
+	}
+	if p := b.err.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n.Add(int64(n))
+	if err != nil && err != io.EOF {
+		b.err.CompareAndSwap(nil, &err)
+		return n, fmt.Errorf("%w: %w", upstream.ErrDownstream, err)
+	}
 	return n, err
 }
 

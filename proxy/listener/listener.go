@@ -33,10 +33,13 @@ type Conn struct {
 	Peer       any            // the verified mTLS peer (*mtls.Peer) when TLS was terminated
 	TLS        bool           // TLS was terminated by the proxy
 	Accepted   time.Time
-	onClose    func()
-	closeOnce  sync.Once
-	ipOnce     sync.Once
-	ip         string
+	// Declared is the protocol the port declares (config.ProtoHTTP or
+	// ProtoTCP), "" when it is sniffed.
+	Declared  string
+	onClose   func()
+	closeOnce sync.Once
+	ipOnce    sync.Once
+	ip        string
 }
 
 // ClientIP returns the remote IP as a string, computed once per connection.
@@ -48,6 +51,11 @@ func (c *Conn) ClientIP() string {
 	})
 	return c.ip
 }
+
+// AcceptedAt is when the connection was accepted: the HTTP server bounds
+// the first request head from then (the header-read timeout covers the
+// wait for the first bytes too).
+func (c *Conn) AcceptedAt() time.Time { return c.Accepted }
 
 // Read reads the sniffed prefix, then the socket.
 func (c *Conn) Read(p []byte) (int, error) {
@@ -86,7 +94,15 @@ func (c *Conn) TakePrefix() []byte { p := c.prefix; c.prefix = nil; return p }
 type Options struct {
 	Transparent   bool
 	Sniff         bool          // false: every connection is raw TCP
-	DetectTimeout time.Duration // no decision within this: raw TCP
+	DetectTimeout time.Duration // no first byte within this: raw TCP (server speaks first)
+	// HeadTimeout bounds how long a connection declared (or sniffed) HTTP
+	// may take to show its first bytes; the HTTP server's header-read
+	// timeout, counted from the accept.
+	HeadTimeout time.Duration
+	// Declare returns the protocol declared for a connection's port ("http",
+	// "tcp", or "" to sniff), from its original destination (invalid when not
+	// redirected). Nil: sniff every connection.
+	Declare func(orig netip.AddrPort) string
 	// OnOpen/OnClose count connections (may be nil).
 	OnOpen  func()
 	OnClose func()
@@ -151,41 +167,82 @@ func prepare(c *Conn, o Options) {
 		c.Proto = sniff.TCP
 		return
 	}
-	Sniff(c, o.DetectTimeout)
+	if o.Declare != nil {
+		c.Declared = o.Declare(c.OrigDst)
+	}
+	if c.Declared == "tcp" {
+		c.Proto = sniff.TCP
+		return
+	}
+	Sniff(c, o.DetectTimeout, o.HeadTimeout)
 }
 
 // Sniff detects c's protocol (and a TLS client's SNI) from its first bytes.
-func Sniff(c *Conn, timeout time.Duration) {
-	c.Proto = detect(c, timeout)
+// It classifies once: bytes that may begin an HTTP request are HTTP (a slow
+// client is the HTTP server's to time out with 408), never raw TCP. On a
+// port declared HTTP (c.Declared) only h2c and TLS are told apart from
+// HTTP/1; nothing becomes raw TCP.
+func Sniff(c *Conn, detectTimeout, headTimeout time.Duration) {
+	c.Proto = detect(c, detectTimeout, headTimeout)
 	if c.Proto == sniff.TLS {
-		readHello(c, timeout)
+		readHello(c, detectTimeout)
 	}
 }
 
 // Over returns a Conn for a TLS connection terminated on c: it keeps c's
 // original destination and acceptance time; closing it closes c.
 func Over(c *Conn, tlsConn net.Conn, peer any) *Conn {
-	return &Conn{Conn: tlsConn, OrigDst: c.OrigDst, Accepted: c.Accepted, Peer: peer, TLS: true}
+	return &Conn{Conn: tlsConn, OrigDst: c.OrigDst, Accepted: c.Accepted, Peer: peer, TLS: true, Declared: c.Declared}
 }
 
-// detect reads until the protocol is known or timeout passes.
-func detect(c *Conn, timeout time.Duration) sniff.Protocol {
-	c.SetReadDeadline(time.Now().Add(timeout))
+// detect reads until the protocol is known. Only a client that sends
+// nothing within detectTimeout is raw TCP (a server-speaks-first
+// protocol); once bytes that may start an HTTP request arrived the wait
+// is bounded by headTimeout (from the accept) and ends as HTTP/1.
+func detect(c *Conn, detectTimeout, headTimeout time.Duration) sniff.Protocol {
+	declared := c.Declared == "http"
+	first := detectTimeout
+	if declared && headTimeout > 0 {
+		first = headTimeout
+	}
+	c.SetReadDeadline(time.Now().Add(first))
 	defer c.SetReadDeadline(time.Time{})
 	buf := make([]byte, 0, 64)
 	for {
 		n, err := c.Conn.Read(buf[len(buf):cap(buf)])
+		if len(buf) == 0 && n > 0 && headTimeout > 0 {
+			// The first byte: from now on the header-read timeout applies.
+			c.SetReadDeadline(c.Accepted.Add(max(headTimeout, detectTimeout)))
+		}
 		buf = buf[:len(buf)+n]
 		c.prefix = buf
-		if p := sniff.Detect(buf); p != sniff.Unknown {
+		p := sniff.Detect(buf)
+		if declared {
+			switch {
+			case p == sniff.HTTP2 || p == sniff.TLS:
+				return p
+			case p == sniff.Unknown && err == nil && len(buf) < len(sniff.Preface) && isPrefix(buf, sniff.Preface):
+				continue // maybe the h2c preface
+			case p == sniff.Unknown && err == nil && len(buf) == 1 && buf[0] == 0x16:
+				continue // maybe TLS
+			}
+			return sniff.HTTP1 // parsed (and refused when malformed) by the HTTP server
+		}
+		if p != sniff.Unknown {
 			return p
 		}
 		if err != nil || len(buf) >= sniff.MaxDetectBytes {
-			// Timeout (a server-speaks-first protocol), EOF or undecidable: raw TCP.
+			if sniff.MayBeHTTP(buf) {
+				// A slow or truncated request: the HTTP server answers it (408/400).
+				return sniff.HTTP1
+			}
+			// Nothing sent (a server-speaks-first protocol), or not HTTP: raw TCP.
 			return sniff.TCP
 		}
 	}
 }
+
+func isPrefix(b []byte, s string) bool { return len(b) <= len(s) && string(b) == s[:len(b)] }
 
 // readHello reads the whole first TLS record and parses its SNI.
 func readHello(c *Conn, timeout time.Duration) {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"reflect"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/sidecarkit/sidecarkit/proxy/fault"
 	"github.com/sidecarkit/sidecarkit/proxy/httpproxy"
 	"github.com/sidecarkit/sidecarkit/proxy/jwtauth"
+	"github.com/sidecarkit/sidecarkit/proxy/listener"
+	"github.com/sidecarkit/sidecarkit/proxy/mtls"
 	"github.com/sidecarkit/sidecarkit/proxy/ratelimit"
 	"github.com/sidecarkit/sidecarkit/proxy/route"
 	"github.com/sidecarkit/sidecarkit/proxy/upstream"
@@ -34,6 +37,7 @@ func (s *Server) build(c *config.Config) (*httpproxy.Snapshot, error) {
 		Middleware:    map[string]http.Handler{},
 		ListenerChain: map[string]http.Handler{},
 		Limiters:      map[string]*ratelimit.Limiter{},
+		StreamCheck:   map[string]func(*listener.Conn) (bool, string){},
 		Listeners:     map[string]config.Listener{},
 		Config:        c,
 	}
@@ -98,6 +102,26 @@ func (s *Server) build(c *config.Config) (*httpproxy.Snapshot, error) {
 	return snap, nil
 }
 
+// streamCheck returns how a listener's HTTP policies judge a connection
+// that is not HTTP (nil: they do not): a listener that requires a JWT
+// refuses it (there is no request to carry one), authorization applies
+// Istio's TCP semantics (authz.DecideTCP).
+func streamCheck(e *authz.Engine, requireJWT bool) func(*listener.Conn) (bool, string) {
+	if e == nil && !requireJWT {
+		return nil
+	}
+	return func(c *listener.Conn) (bool, string) {
+		if requireJWT {
+			return false, "jwt required"
+		}
+		in := authz.Input{SourceIP: net.ParseIP(c.ClientIP())}
+		if p, ok := c.Peer.(*mtls.Peer); ok && p != nil {
+			in.Principal, in.Namespace = p.Identity.Principal(), p.Identity.Namespace
+		}
+		return e.DecideTCP(in)
+	}
+}
+
 // clustersReady is the readiness check: every cluster knows its endpoints.
 func (s *Server) clustersReady() error {
 	s.mu.Lock()
@@ -136,12 +160,16 @@ func (s *Server) buildMiddleware(c *config.Config, snap *httpproxy.Snapshot) err
 	for _, l := range c.Effective() {
 		var h http.Handler = http.HandlerFunc(httpproxy.Route)
 		wrapped := false
+		var engine *authz.Engine
 		if l.Authorization != nil {
 			e, err := authz.New(*l.Authorization, authz.Deps{Log: s.log, Registry: s.rt.Registry})
 			if err != nil {
 				return fmt.Errorf("listener %s authorization: %w", l.Name, err)
 			}
-			h, wrapped = e.Middleware(h), true
+			h, wrapped, engine = e.Middleware(h), true, e
+		}
+		if check := streamCheck(engine, l.JWT != nil && l.JWT.Require); check != nil {
+			snap.StreamCheck[l.Name] = check
 		}
 		if l.JWT != nil {
 			a, err := jwtauth.New(*l.JWT, jwtauth.Deps{Log: s.log, Registry: s.rt.Registry})

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,7 +93,7 @@ type runningListener struct {
 	done    chan struct{}  // accept loop returned
 	drained atomic.Bool
 	tlsSrv  *mtls.Server // inbound mTLS termination (nil: plaintext)
-	h1      *h1.Server   // HTTP/1.x connections (nil: srv serves them)
+	h1      *h1.Server   // HTTP/1.x connections (srv serves h2c only)
 }
 
 // Run serves c until rt.Stopping, then drains (see the package doc).
@@ -296,12 +297,10 @@ func (s *Server) listen(c *config.Config, lc config.Listener) (*runningListener,
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
-	if c.HTTP1Server != "net/http" {
-		rl.h1 = &h1.Server{
-			Handler: rl.handler, ReadHeaderTimeout: c.HeaderReadTimeout, IdleTimeout: c.IdleTimeout,
-			MaxHeaderBytes: c.MaxHeaderBytes, ConnContext: httpproxy.ConnContext,
-			OnProtocolError: func(kind string) { s.metrics.ProtocolErrors.WithLabelValues(lc.Name, kind).Inc() },
-		}
+	rl.h1 = &h1.Server{
+		Handler: rl.handler, ReadHeaderTimeout: c.HeaderReadTimeout, IdleTimeout: c.IdleTimeout,
+		MaxHeaderBytes: c.MaxHeaderBytes, ConnContext: httpproxy.ConnContext,
+		OnProtocolError: func(kind string) { s.metrics.ProtocolErrors.WithLabelValues(lc.Name, kind).Inc() },
 	}
 	rl.srv = &http.Server{
 		Handler:           rl.handler,
@@ -323,9 +322,21 @@ func (rl *runningListener) serve() {
 		Transparent:   rl.cfg.Transparent,
 		Sniff:         rl.cfg.Protocol != config.ProtoTCP,
 		DetectTimeout: rl.s.cfg.Load().DetectTimeout,
-		OnOpen:        func() { rl.active.Add(1); active.Inc() },
-		OnClose:       func() { rl.active.Add(-1); active.Dec() },
-		Track:         &rl.streams,
+		HeadTimeout:   rl.s.cfg.Load().HeaderReadTimeout,
+		Declare: func(orig netip.AddrPort) string {
+			lc := rl.cfg
+			if l, ok := rl.s.state.Load().Listeners[rl.cfg.Name]; ok {
+				lc = l
+			}
+			port := 0
+			if orig.IsValid() {
+				port = int(orig.Port())
+			}
+			return lc.DeclaredProtocol(port)
+		},
+		OnOpen:  func() { rl.active.Add(1); active.Inc() },
+		OnClose: func() { rl.active.Add(-1); active.Dec() },
+		Track:   &rl.streams,
 	}
 	err := listener.Accept(rl.ln, o, rl.handle)
 	if err != nil {
@@ -373,7 +384,8 @@ func (rl *runningListener) handle(c *listener.Conn) {
 				return
 			}
 			c = listener.Over(c, tc, peer)
-			listener.Sniff(c, rl.s.cfg.Load().DetectTimeout)
+			cfg := rl.s.cfg.Load()
+			listener.Sniff(c, cfg.DetectTimeout, cfg.HeaderReadTimeout)
 		} else if rl.tlsSrv.Mode() == mtls.Strict {
 			m.ProtocolErrors.WithLabelValues(rl.cfg.Name, "plaintext_refused").Inc()
 			c.Close()
@@ -387,21 +399,23 @@ func (rl *runningListener) handle(c *listener.Conn) {
 	m.DownTotal.WithLabelValues(rl.cfg.Name, proto).Inc()
 	switch c.Proto {
 	case sniff.HTTP1:
-		if rl.h1 != nil {
-			rl.h1.ServeConn(c)
-			return
-		}
-		if !rl.strictHead(c) {
-			return
-		}
-		rl.http.Push(c)
+		rl.h1.ServeConn(c)
 	case sniff.HTTP2:
 		rl.http.Push(c)
 	default:
-		if rl.cfg.Protocol == config.ProtoHTTP {
+		if rl.cfg.Protocol == config.ProtoHTTP || c.Declared == config.ProtoHTTP {
 			m.ProtocolErrors.WithLabelValues(rl.cfg.Name, "not_http").Inc()
 			c.Close()
 			return
+		}
+		if check := rl.s.state.Load().StreamCheck[rl.cfg.Name]; check != nil {
+			if ok, why := check(c); !ok {
+				// Istio's TCP semantics of the listener's HTTP policies.
+				m.ResponseFlags.WithLabelValues(rl.cfg.Name, "UAEX").Inc()
+				rl.s.log.Debug("non-HTTP connection refused by the listener's policies", "listener", rl.cfg.Name, "policy", why, "downstream_remote", c.RemoteAddr().String())
+				c.Close()
+				return
+			}
 		}
 		rl.stream(c) // counted in rl.streams by the accept loop
 	}
@@ -479,48 +493,6 @@ func (rl *runningListener) stream(c *listener.Conn) {
 			slog.String("cluster", target), slog.String("upstream_host", upHost),
 			slog.String("downstream_remote", c.RemoteAddr().String()))
 	}
-}
-
-// strictHead reads the first request head and refuses, with 400 and nothing
-// forwarded, a request carrying both Content-Length and Transfer-Encoding
-// (request smuggling). Later requests on the connection are parsed by
-// net/http, which drops Content-Length when Transfer-Encoding is present
-// (RFC 9112 §6.3) before the request is forwarded.
-func (rl *runningListener) strictHead(c *listener.Conn) bool {
-	max := rl.s.cfg.Load().MaxHeaderBytes
-	c.SetReadDeadline(time.Now().Add(rl.s.cfg.Load().HeaderReadTimeout))
-	head, err := c.ReadHead(max + 4096)
-	c.SetReadDeadline(time.Time{})
-	if err != nil {
-		// Too big or too slow: net/http answers 431 / times out the same way.
-		return true
-	}
-	if conflict(head) {
-		rl.s.metrics.ProtocolErrors.WithLabelValues(rl.cfg.Name, "content_length_and_transfer_encoding").Inc()
-		c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 52\r\n\r\nboth Content-Length and Transfer-Encoding are set\r\n\r\n"))
-		c.Close()
-		return false
-	}
-	return true
-}
-
-// conflict reports whether a request head has both Content-Length and
-// Transfer-Encoding fields.
-func conflict(head []byte) bool {
-	var cl, te bool
-	for _, line := range strings.Split(string(head), "\n") {
-		name, _, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		switch strings.ToLower(strings.TrimSpace(name)) {
-		case "content-length":
-			cl = true
-		case "transfer-encoding":
-			te = true
-		}
-	}
-	return cl && te
 }
 
 // serverErrors routes net/http's own error log to slog at debug level and

@@ -13,7 +13,8 @@ import (
 
 // watch reloads the configuration when its file changes. It watches the
 // file's directory, so editors' rename-into-place and Kubernetes'
-// symlink-swapped ConfigMap volumes are seen. It returns a stop function.
+// symlink-swapped ConfigMap volumes are seen, and reacts only to events
+// on the file or on what it resolves to (other files there are ignored). It returns a stop function.
 func (s *Server) watch(ctx context.Context) func() {
 	if s.opts.ConfigPath == "" || s.opts.Reload == nil {
 		return func() {}
@@ -29,6 +30,34 @@ func (s *Server) watch(ctx context.Context) func() {
 		s.log.Warn("config reload disabled: cannot watch", "dir", dir, "err", err)
 		return func() {}
 	}
+	// Only the file itself counts: its name, or (ConfigMap volumes, other
+	// symlinks) the file it resolves to changing — not any file in the
+	// directory.
+	target := func() string {
+		t, err := filepath.EvalSymlinks(s.opts.ConfigPath)
+		if err != nil {
+			return ""
+		}
+		return t
+	}
+	name := filepath.Clean(s.opts.ConfigPath)
+	last := target()
+	if last != "" && filepath.Dir(last) != dir {
+		// A symlink into another directory: watch that one too.
+		if err := w.Add(filepath.Dir(last)); err != nil {
+			s.log.Warn("config reload: cannot watch the symlink target's directory", "dir", filepath.Dir(last), "err", err)
+		}
+	}
+	relevant := func(ev fsnotify.Event) bool {
+		if filepath.Clean(ev.Name) == name || last != "" && filepath.Clean(ev.Name) == last {
+			return true
+		}
+		if t := target(); t != last {
+			last = t
+			return true
+		}
+		return false
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -41,7 +70,7 @@ func (s *Server) watch(ctx context.Context) func() {
 				if !ok {
 					return
 				}
-				if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Remove) != 0 {
+				if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Remove) != 0 && relevant(ev) {
 					debounce = time.After(200 * time.Millisecond)
 				}
 			case err, ok := <-w.Errors:

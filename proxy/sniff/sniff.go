@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -42,15 +43,24 @@ func (p Protocol) String() string {
 // Preface is the HTTP/2 client connection preface.
 const Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-// MaxDetectBytes is the most bytes Detect needs to decide.
-const MaxDetectBytes = len(Preface)
+// MaxDetectBytes is the most bytes Detect needs to decide: two empty
+// lines, a MaxMethodLen token and one more byte (more than the preface).
+const MaxDetectBytes = 4 + MaxMethodLen + 1
 
-var methods = []string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-	"PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH", "REPORT", "MKCALENDAR", "PURGE"}
+// MaxMethodLen is the longest token Detect takes for a request method.
+const MaxMethodLen = 20
 
 // Detect classifies b, the first bytes a client sent. It returns Unknown
 // while b is a prefix of more than one possibility; with MaxDetectBytes bytes
 // it always decides.
+//
+// Anything that could be an HTTP/1 request line is HTTP1: optional empty
+// lines (RFC 9112 §2.2), then a token (RFC 9110 tchar, any case: "get",
+// "FOO" and "QUERY" included) followed by a space. The HTTP server then
+// parses it strictly (a method it does not accept gets 400) — bytes a
+// server could take for a request are never passed on as raw TCP, where
+// no policy would see them. While b is still such a prefix (a slow client
+// that sent "G") the answer is Unknown; see MayBeHTTP.
 func Detect(b []byte) Protocol {
 	if len(b) == 0 {
 		return Unknown
@@ -72,33 +82,55 @@ func Detect(b []byte) Protocol {
 		}
 		return Unknown
 	}
-	// HTTP/1: a known method followed by a space.
-	for i, c := range b {
+	return detectH1(b)
+}
+
+// detectH1 decides between HTTP1, TCP and Unknown (a prefix of a request line).
+func detectH1(b []byte) Protocol {
+	i := 0
+	for i < len(b) && (b[i] == '\r' || b[i] == '\n') { // empty lines before the request line
+		if i >= 4 {
+			return TCP
+		}
+		i++
+	}
+	if i == len(b) {
+		return Unknown
+	}
+	start := i
+	for ; i < len(b); i++ {
+		c := b[i]
 		if c == ' ' {
-			if isMethod(b[:i]) {
+			if i > start {
 				return HTTP1
 			}
 			return TCP
 		}
-		if c < 'A' || c > 'Z' || i >= 10 {
+		if !isTchar(c) || i-start >= MaxMethodLen {
 			return TCP
 		}
 	}
-	for _, m := range methods {
-		if len(b) < len(m) && m[:len(b)] == string(b) {
-			return Unknown
-		}
-	}
-	return TCP
+	return Unknown
 }
 
-func isMethod(b []byte) bool {
-	for _, m := range methods {
-		if string(b) == m {
-			return true
-		}
+// MayBeHTTP reports whether b (non-empty) could still begin an HTTP/1
+// request: a client that stops after such bytes is a slow HTTP client, to
+// be bounded by the header-read timeout, never a raw TCP stream.
+func MayBeHTTP(b []byte) bool {
+	if len(b) == 0 {
+		return false
 	}
-	return false
+	p := Detect(b)
+	return p == HTTP1 || p == Unknown && b[0] != 0x16
+}
+
+// isTchar reports whether c may appear in a token (RFC 9110 §5.6.2).
+func isTchar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return c != 0 && strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // RecordLen returns the total length (header included) of the TLS record

@@ -547,6 +547,13 @@ func (c *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
 	return x.run()
 }
 
+// ErrDownstream marks an error of the downstream side — a malformed or
+// aborted request body — seen while sending a request: it is the
+// client's fault, so it never counts against an endpoint (outlier
+// detection, breakers) and is never retried. The body reader passed to
+// RoundTrip wraps such errors with it.
+var ErrDownstream = errors.New("downstream request body")
+
 func fail(att *Attempt, e *Error) error {
 	att.Flags = append(att.Flags, e.Flag)
 	return e
@@ -715,7 +722,7 @@ func (x *exchange) peekReplayable() (struct{}, bool) {
 
 // retriable says whether the try's outcome matches the policy's retry_on.
 func (x *exchange) retriable(o outcome, resp *http.Response) bool {
-	if o == okResponse && resp == nil {
+	if o == okResponse && resp == nil || o == downstreamGone {
 		return false
 	}
 	for _, on := range x.rp.RetryOn {
@@ -790,7 +797,7 @@ func (x *exchange) sleep(try int) bool {
 func (x *exchange) classify(err error, tctx context.Context) outcome {
 	var ce *connectError
 	switch {
-	case x.parent.Err() != nil:
+	case x.parent.Err() != nil, errors.Is(err, ErrDownstream):
 		return downstreamGone
 	case context.Cause(tctx) == errPerTryTimeout, context.Cause(x.ctx) == errRouteTimeout:
 		return tryTimeout
@@ -819,7 +826,7 @@ func (x *exchange) ctxError(err error) *Error {
 
 func (x *exchange) errorFor(o outcome, err error) *Error {
 	switch {
-	case x.parent.Err() != nil:
+	case x.parent.Err() != nil, o == downstreamGone:
 		return &Error{Flag: FlagDownstream, Status: 499, Err: err}
 	case context.Cause(x.ctx) == errRouteTimeout:
 		return &Error{Flag: FlagTimeout, Status: 504, Err: fmt.Errorf("%w: %v", errRouteTimeout, err)}

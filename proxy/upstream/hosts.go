@@ -152,24 +152,48 @@ func (p *pool) pick(policy string, avoid *endpoint, now int64) *endpoint {
 	default:
 		start := p.rr.Add(1)
 		m := uint64(len(p.wheel))
-		for i := uint64(0); i < m; i++ {
-			if e := p.eps[p.wheel[(start+i)%m]]; ok(e) {
-				return e
-			}
-		}
-	}
-	// Fallbacks: scan from a random place for any usable endpoint, then
-	// the avoided one, then anything (panic routing).
-	off := rand.IntN(n)
-	for i := range n {
-		if e := p.eps[(off+i)%n]; ok(e) {
+		if e := p.eps[p.wheel[start%m]]; ok(e) {
 			return e
 		}
+		// The turn of an unusable endpoint: spread it over the usable
+		// ones (Envoy balances over the healthy set), not to the next one.
+		if e := p.nth(ok, start); e != nil {
+			return e
+		}
+	}
+	// Fallbacks: any usable endpoint, chosen evenly, then the avoided one,
+	// then anything (panic routing).
+	off := rand.IntN(n)
+	if e := p.nth(ok, uint64(rand.Uint32())); e != nil {
+		return e
 	}
 	if avoid != nil && avoid.available(now) {
 		return avoid
 	}
 	return p.eps[off]
+}
+
+// nth returns the (k mod usable)-th endpoint for which ok holds, nil if none.
+func (p *pool) nth(ok func(*endpoint) bool, k uint64) *endpoint {
+	usable := 0
+	for _, e := range p.eps {
+		if ok(e) {
+			usable++
+		}
+	}
+	if usable == 0 {
+		return nil
+	}
+	k %= uint64(usable)
+	for _, e := range p.eps {
+		if ok(e) {
+			if k == 0 {
+				return e
+			}
+			k--
+		}
+	}
+	return nil
 }
 
 func (p *pool) weighted() int {
