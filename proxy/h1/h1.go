@@ -238,8 +238,12 @@ func (s *Server) ServeConn(nc net.Conn) {
 		}
 		if tb != nil && tb.err != nil {
 			// A malformed or aborted body: the connection's framing is lost;
-			// nothing after it is read.
+			// nothing after it is read. A handler that answered nothing
+			// gets no default 200 either.
 			w.closeAfter = true
+			if !w.wroteHeader {
+				w.aborted = true
+			}
 		}
 		if err := w.finish(); err != nil || w.closeAfter {
 			return
