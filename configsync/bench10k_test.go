@@ -24,6 +24,7 @@ import (
 // test's temp dir.
 //
 //	go test -run '^$' -bench OneChangeAt10kKeys -benchtime 5x
+//	BENCH_TMPFS=1 go test ... (as root: the files on a tmpfs)
 func BenchmarkOneChangeAt10kKeys(b *testing.B) {
 	c := testenv.StartConsul(b)
 	cl, err := api.NewClient(&api.Config{Address: c.Addr})
@@ -43,6 +44,13 @@ func BenchmarkOneChangeAt10kKeys(b *testing.B) {
 	}
 	dir := b.TempDir()
 	bin := buildBinary(b, dir)
+	if os.Getenv("BENCH_TMPFS") != "" { // as an emptyDir with medium: Memory
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1g", "tmpfs", dir).CombinedOutput(); err != nil {
+			b.Fatalf("mount tmpfs (needs root): %v %s", err, out)
+		}
+		b.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+		bin = buildBinary(b, dir)
+	}
 	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 	link := filepath.Join(dir, "cfg")
 	logf, _ := os.Create(filepath.Join(dir, "log"))
