@@ -73,7 +73,7 @@ func TestInitModeReportsEveryFailure(t *testing.T) {
 		t.Fatalf("exit %d, want 1", code)
 	}
 	log := a.logText()
-	for _, want := range []string{"4 of 5 outputs failed", "nokey", "nosecret", "destroyed version", "deleted version", "written anyway (complete files): " + out + "/good"} {
+	for _, want := range []string{"4 of 5 outputs failed", "nokey", "nosecret", "version is destroyed", "version is deleted", "written anyway (complete files): " + out + "/good"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("%q not in the log", want)
 		}

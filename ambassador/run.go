@@ -173,6 +173,9 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 			if err != nil {
 				return err
 			}
+			if work.Err() != nil { // the runner stopped because the run was cancelled
+				return errInitStopped(runner, "before every secret was rendered")
+			}
 			log.Info("init mode: every secret rendered; exiting")
 			return nil
 		case err := <-mgrErr:

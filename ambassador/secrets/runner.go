@@ -186,12 +186,14 @@ func (r *Runner) RenderAll() (complete bool, err error) {
 	changed := false  // a file's content changed
 	replaced := false // a file that was there before this process wrote it changed (an app may be reading it)
 	var failed []string
+	pending := 0
 	for _, o := range r.Outputs {
 		data, rerr := render.Render(o.Spec, r.Store)
 		if rerr != nil {
 			complete = false
 			if errors.Is(rerr, render.ErrPending) && !Permanent(rerr) {
 				r.renders.WithLabelValues(o.Name, "pending").Inc()
+				pending++
 				r.report(o, "pending", rerr)
 				continue
 			}
@@ -229,7 +231,9 @@ func (r *Runner) RenderAll() (complete bool, err error) {
 			r.renders.WithLabelValues(o.Name, "unchanged").Inc()
 		}
 	}
-	if len(failed) > 0 {
+	if len(failed) > 0 && pending == 0 {
+		// Init mode ends once every output was tried: wait for the ones
+		// still fetching so that the error names every failure.
 		written, _ := r.Written()
 		msg := fmt.Sprintf("%d of %d outputs failed: %s", len(failed), len(r.Outputs), strings.Join(failed, "; "))
 		if len(written) > 0 {

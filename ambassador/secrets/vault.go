@@ -67,11 +67,11 @@ func (v *Vault) Fetch(ctx context.Context, path string, params []string) (*rende
 	}
 	if kv2 {
 		if d, ok := s.Data["data"]; !ok || d == nil { // deleted or destroyed version
-			what := "deleted version (vault kv undelete can bring it back)"
+			what := "the version is deleted (vault kv undelete brings it back)"
 			if md, ok := s.Data["metadata"].(map[string]any); ok && md["destroyed"] == true {
-				what = "destroyed version (its data is gone for good)"
+				what = "the version is destroyed (its data is gone for good)"
 			}
-			return nil, lease.State{}, fmt.Errorf("read secret %s: %w (%s)", p, ErrNotFound, what)
+			return nil, lease.State{}, fmt.Errorf("read secret %s: %w: %s", p, ErrNotFound, what)
 		}
 	}
 	sec := &render.Secret{
