@@ -201,3 +201,50 @@ func TestWriteRetriedOnTinyTmpfs(t *testing.T) {
 }
 
 var _ = syscall.SIGTERM
+
+// TestPolicyRevokedMidRun: the token's policy loses read on the secret
+// (the real `vault policy write`, mid-run). The file keeps its last good
+// content — never emptied or removed — the refusal is logged without any
+// value, and once the policy is restored the new version arrives.
+func TestPolicyRevokedMidRun(t *testing.T) {
+	v := testenv.StartVault(t)
+	dir := t.TempDir()
+	cli(t, v, "policy", "write", "app-read", writeFile(t, filepath.Join(dir, "p1.hcl"), `path "secret/data/pol" { capabilities = ["read"] }`))
+	tok := secret("policy token", cli(t, v, "token", "create", "-policy=app-read", "-ttl=1h", "-field=token"))
+	tokenFile := writeFile(t, filepath.Join(dir, "token"), tok)
+	v1 := secret("policy v1", fmt.Sprintf("pol-v1-%d", time.Now().UnixNano()))
+	cli(t, v, "kv", "put", "secret/pol", "pw="+v1)
+	out := t.TempDir()
+	a := startAmb(t, []string{"--token-file", tokenFile, "--static-secret-refresh", "300ms",
+		"--secret", out + "/pw=secret/pol#pw", "--secret", out + "/all.json=secret/pol"}, "VAULT_ADDR="+v.Addr)
+	a.ready(60 * time.Second)
+	if got := readFile(t, out+"/pw"); got != v1 {
+		t.Fatalf("pw = %q", got)
+	}
+
+	cli(t, v, "policy", "write", "app-read", writeFile(t, filepath.Join(dir, "p2.hcl"), `path "secret/data/other" { capabilities = ["read"] }`))
+	v2 := secret("policy v2", fmt.Sprintf("pol-v2-%d", time.Now().UnixNano()))
+	cli(t, v, "kv", "put", "secret/pol", "pw="+v2)
+	eventually(t, 60*time.Second, "refusal logged", func() error {
+		if !strings.Contains(a.logText(), "permission denied") {
+			return fmt.Errorf("no permission denied in the log")
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // several refresh rounds
+	if got := readFile(t, out+"/pw"); got != v1 {
+		t.Fatalf("pw changed to %q while the token may not read it", got)
+	}
+	if got := readFile(t, out+"/all.json"); !strings.Contains(got, v1) {
+		t.Fatalf("all.json lost its content: %q", got)
+	}
+
+	cli(t, v, "policy", "write", "app-read", writeFile(t, filepath.Join(dir, "p3.hcl"), `path "secret/data/pol" { capabilities = ["read"] }`))
+	eventually(t, 60*time.Second, "new version after the policy was restored", func() error {
+		if b, _ := os.ReadFile(out + "/pw"); string(b) != v2 {
+			return fmt.Errorf("still old")
+		}
+		return nil
+	})
+	a.ready(30 * time.Second)
+}
