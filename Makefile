@@ -1,7 +1,7 @@
 # sidecarkit — see README.md. Targets follow CONTRACT.md.
 SHELL := /bin/bash
-MODULES := shared proxy initnet ambassador adapter configsync integration manifests
-HELPERS := proxy initnet ambassador adapter configsync
+MODULES := shared proxy initnet ambassador adapter configsync integration manifests injector
+HELPERS := proxy initnet ambassador adapter configsync injector
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/sidecarkit/sidecarkit/shared/version.Version=$(VERSION) -X github.com/sidecarkit/sidecarkit/shared/version.Commit=$(COMMIT)
@@ -44,7 +44,7 @@ lint:
 testenv:
 	@integration/testenv/build.sh
 
-## images: the four FROM-scratch images
+## images: the four FROM-scratch helper images and the injector's
 images:
 	@integration/images.sh
 

@@ -6,6 +6,7 @@
 #
 # Usage: integration/images.sh [--missing] [name...]
 #   names: proxy ambassador adapter configsync   (the four helper images)
+#          injector                               (the admission webhook)
 #          pause demoapp                          (the demo pod's own)
 #          server-vault server-consul server-victorialogs (from `make testenv` binaries)
 #   default: all.  --missing: only images not present yet.
@@ -23,8 +24,8 @@ LDFLAGS="-s -w -X github.com/sidecarkit/sidecarkit/shared/version.Version=$VERSI
 # registry stores and a node pulls; envoyproxy/envoy's 28 MB is quoted the same
 # way). The uncompressed size docker reports is printed beside it.
 LIMIT=$((15 * 1000 * 1000))
-helpers=(proxy ambassador adapter configsync)
-all=(proxy ambassador adapter configsync pause demoapp server-vault server-consul server-victorialogs)
+helpers=(proxy ambassador adapter configsync injector)
+all=(proxy ambassador adapter configsync injector pause demoapp server-vault server-consul server-victorialogs)
 export DOCKER_BUILDKIT=0 # the legacy builder: no buildx, no registry access for FROM scratch
 
 missing=0
@@ -32,7 +33,7 @@ want=()
 for a in "$@"; do
   case $a in
     --missing) missing=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) want+=("$a") ;;
   esac
 done
@@ -129,7 +130,7 @@ build_one() {
         printf 'images.sh: the multi-call build failed (above): shipping proxy and initnet as two binaries ...' >&2
         gobuild proxy ./cmd/proxy "$r/usr/local/bin/proxy"; gobuild initnet ./cmd/initnet "$r/usr/local/bin/initnet"
       fi ;;
-    ambassador|adapter|configsync) gobuild "$n" "./cmd/$n" "$r/usr/local/bin/$n" ;;
+    ambassador|adapter|configsync|injector) gobuild "$n" "./cmd/$n" "$r/usr/local/bin/$n" ;;
     pause) gobuild integration ./docker/pause "$r/usr/local/bin/pause" ;;
     demoapp) gobuild integration ./demoapp "$r/usr/local/bin/demoapp" ;;
     server-vault|server-consul|server-victorialogs)

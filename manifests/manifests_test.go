@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -71,6 +72,12 @@ func decodeStrict(file string, data []byte) ([]object, error) {
 			obj = &appsv1.Deployment{}
 		case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
 			obj = &rbacv1.ClusterRoleBinding{}
+		case "rbac.authorization.k8s.io/v1/ClusterRole":
+			obj = &rbacv1.ClusterRole{}
+		case "v1/Namespace":
+			obj = &corev1.Namespace{}
+		case "admissionregistration.k8s.io/v1/MutatingWebhookConfiguration":
+			obj = &admissionregistrationv1.MutatingWebhookConfiguration{}
 		case "kustomize.config.k8s.io/v1beta1/Kustomization":
 			obj = &kustomization{}
 		default:

@@ -112,6 +112,11 @@ func Selected(req Request, s annotations.Settings, o Options) ([]string, string)
 	if _, ok := req.Pod.Annotations[annotations.Status]; ok {
 		return nil, "already injected (" + annotations.Status + " present)"
 	}
+	for _, c := range slices.Concat(req.Pod.Spec.InitContainers, req.Pod.Spec.Containers) {
+		if slices.Contains(spec.Order, c.Name) {
+			return nil, "the pod already has a container named " + c.Name + " (helpers written by hand): left alone"
+		}
+	}
 	nsLabel := req.NamespaceLabels[annotations.NamespaceLabel]
 	mesh := nsLabel == "enabled"
 	if s.Inject != nil {
@@ -141,6 +146,13 @@ func Selected(req Request, s annotations.Settings, o Options) ([]string, string)
 	}
 	if s.MeshOff {
 		helpers = slices.DeleteFunc(helpers, func(h string) bool { return h == spec.Proxy })
+	}
+	if req.Pod.Spec.HostNetwork && slices.Contains(helpers, spec.Proxy) {
+		// initnet would rewrite the node's own firewall.
+		helpers = slices.DeleteFunc(helpers, func(h string) bool { return h == spec.Proxy })
+		if len(helpers) == 0 {
+			return nil, "hostNetwork pod: the proxy is never injected (initnet would change the node's network)"
+		}
 	}
 	if len(helpers) == 0 {
 		switch {
@@ -288,9 +300,14 @@ func (b *builder) build() error {
 			b.deny("the pod already has a volume %q: names starting with sidecarkit- are the injector's", v.Name)
 		}
 	}
-	for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
-		if slices.Contains(spec.Order, c.Name) {
-			b.deny("the pod already has a container named %q, the name of a sidecarkit helper", c.Name)
+	if b.has(spec.Proxy) {
+		for _, c := range p.Spec.Containers {
+			for _, cp := range c.Ports {
+				switch cp.ContainerPort {
+				case spec.ProxyAdminPort, spec.ProxyPromPort, spec.ProxyInbound, spec.ProxyOutbound:
+					b.deny("container %s uses port %d, which the proxy listens on (15000, 15001, 15006, 15090)", c.Name, cp.ContainerPort)
+				}
+			}
 		}
 	}
 	if len(b.problems) > 0 {
@@ -354,6 +371,9 @@ func (b *builder) build() error {
 		p.Spec.Containers = slices.Concat(sidecars, p.Spec.Containers)
 	}
 	if b.signals {
+		if p.Spec.HostPID {
+			return &DenyError{Problems: []error{errors.New("a helper signals the app (notify-process/notify-pidfile), which needs shareProcessNamespace, and Kubernetes refuses it with hostPID: true")}}
+		}
 		t := true
 		p.Spec.ShareProcessNamespace = &t
 	}

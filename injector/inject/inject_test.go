@@ -81,6 +81,9 @@ func TestSelection(t *testing.T) {
 		labels map[string]string
 		want   []string // helpers; nil: skipped
 		skip   string
+
+		containers []string
+		hostNet    bool
 	}{
 		{name: "labelled namespace", nsLab: enabled(), want: []string{"initnet", "proxy"}},
 		{name: "unlabelled namespace", want: nil, skip: "not labelled"},
@@ -99,12 +102,19 @@ func TestSelection(t *testing.T) {
 		{name: "kube-system", ns: "kube-system", nsLab: enabled(), ann: map[string]string{annotations.Inject: "true"}, skip: "never injected"},
 		{name: "own namespace", ns: "sidecarkit-system", nsLab: enabled(), ann: map[string]string{annotations.Inject: "true"}, skip: "never injected"},
 		{name: "already injected", nsLab: enabled(), ann: map[string]string{annotations.Status: "{}"}, skip: "already injected"},
+		{name: "hand-written helpers", nsLab: enabled(), containers: []string{"proxy"}, skip: "helpers written by hand"},
+		{name: "hostNetwork: no proxy", nsLab: enabled(), hostNet: true, skip: "hostNetwork"},
+		{name: "hostNetwork keeps other helpers", nsLab: enabled(), hostNet: true, ann: map[string]string{annotations.InjectHelpers: "proxy,configsync", "configsync.sidecarkit.io/source": "consul://c:8500/x"}, want: []string{"configsync"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := appPod(tc.ann)
 			for k, v := range tc.labels {
 				pod.Labels[k] = v
 			}
+			for _, n := range tc.containers {
+				pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: n})
+			}
+			pod.Spec.HostNetwork = tc.hostNet
 			ns := tc.ns
 			if ns == "" {
 				ns = "apps"
@@ -373,10 +383,10 @@ func TestDenied(t *testing.T) {
 			}
 		})
 	}
-	// A pod already using a helper's container or volume name.
+	// A pod already using a helper volume name.
 	pod := appPod(nil)
-	pod.Spec.Containers[0].Name = "proxy"
-	if _, err := Inject(Request{Pod: pod, Namespace: "apps", NamespaceLabels: enabled(), Major: 1, Minor: 34}, testOptions()); err == nil || !strings.Contains(err.Error(), `container named "proxy"`) {
+	pod.Spec.Volumes = []corev1.Volume{{Name: VolSecrets}}
+	if _, err := Inject(Request{Pod: pod, Namespace: "apps", NamespaceLabels: enabled(), Major: 1, Minor: 34}, testOptions()); err == nil || !strings.Contains(err.Error(), `volume "sidecarkit-secrets"`) {
 		t.Fatalf("err = %v", err)
 	}
 }
