@@ -7,7 +7,7 @@ import (
 )
 
 // Flags are each helper's command-line flags, as `<helper> --help` lists
-// them (TestFlagsMatchHelpers keeps this in step with the helpers' own
+// them (TestFlagsMatchHelpers runs each helper's --help to keep this in step with its own
 // config binding). A "<helper>.sidecarkit.io/<flag>" annotation may set any
 // of them except the reserved ones.
 var Flags = map[string][]string{

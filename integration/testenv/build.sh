@@ -17,6 +17,7 @@ pins=(
   "vault|v1.19.5|module"
   "fortio|v1.68.2|install fortio.org/fortio"
   "consul-template|v0.41.1|install github.com/hashicorp/consul-template"
+  "helm|v3.19.5|install helm.sh/helm/v3/cmd/helm" # injector chart: helm lint / helm template
 )
 
 want=("$@")
