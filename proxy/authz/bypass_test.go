@@ -227,6 +227,8 @@ func TestPolicyBypass(t *testing.T) {
 		{name: "encoded NUL", method: "GET", target: "/public/%00", want: 400},
 		{name: "query keeps its bytes", method: "GET", target: "/public/x?next=/admin/../x", want: 200, app: "/public/x?next=/admin/../x"},
 		{name: "DELETE", method: "DELETE", target: "/public/x", want: 403},
+		{name: "lower-case method get on /admin", method: "get", target: "/admin", want: 400},
+		{name: "lower-case method post on /admin", method: "post", target: "/admin", want: 400},
 		{name: "lower-case method delete", method: "delete", target: "/public/x", want: 400, proto: "h2"},
 		{name: "mixed-case method Delete", method: "Delete", target: "/public/x", want: 400, proto: "h2"},
 		{name: "x-role admin", method: "GET", target: "/privileged", hdr: [][2]string{{"x-role", "admin"}}, want: 200, app: "/privileged", appHdr: [2]string{"X-Role", "admin"}},
