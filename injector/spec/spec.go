@@ -160,7 +160,9 @@ func HelperContainer(helper string, form Form, o Container) corev1.Container {
 	port := AdminPort(helper)
 	if helper == Proxy {
 		c.Ports = []corev1.ContainerPort{{Name: "proxy-admin", ContainerPort: ProxyAdminPort}, {Name: "proxy-prom", ContainerPort: ProxyPromPort}}
-		c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{HTTPGet: httpGet("/drain", port).HTTPGet}}
+		// `proxy drain` (the admin port's control endpoints may be closed
+		// to the kubelet: --admin-control-from).
+		c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{Binary(Proxy), "drain"}}}}
 	}
 	c.ReadinessProbe = &corev1.Probe{ProbeHandler: httpGet("/readyz", port), PeriodSeconds: 5}
 	c.LivenessProbe = &corev1.Probe{ProbeHandler: httpGet("/livez", port), PeriodSeconds: 10}
