@@ -69,6 +69,7 @@ type Config struct {
 	ScanInterval time.Duration
 	RotateWait   time.Duration
 	Fsnotify     bool
+	MaxOpenFiles int
 }
 
 // Bind registers every option on l.
@@ -127,6 +128,7 @@ func Bind(l *config.Loader, c *Config) {
 	l.Duration(&c.ScanInterval, "scan-interval", time.Second, "look for new, rotated and truncated files this often")
 	l.Duration(&c.RotateWait, "rotate-wait", 5*time.Second, "keep reading a rotated or deleted file until it has not grown for this long")
 	l.Bool(&c.Fsnotify, "fsnotify", true, "react to file system events (polling runs anyway)")
+	l.Int(&c.MaxOpenFiles, "max-open-files", 0, "most log files held open at once (0: half the open-file limit); files read to their end are closed when more are needed and reopened by identity when they grow")
 }
 
 // Validate returns every problem in c, each naming the option and value.
@@ -223,6 +225,9 @@ func Validate(l *config.Loader, c *Config) error {
 		if n.v < 1 {
 			p.Add(n.k, n.v, "must be at least 1")
 		}
+	}
+	if c.MaxOpenFiles < 0 {
+		p.Add("max-open-files", c.MaxOpenFiles, "must not be negative (0: half the open-file limit)")
 	}
 	if c.MaxLineBytes > 64<<20 {
 		p.Add("max-line-bytes", c.MaxLineBytes, "at most 64 MiB")

@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -30,9 +31,27 @@ func Helper() app.Helper[Config] {
 	}
 }
 
+// HelperWithDocuments is Helper with --output stdout writing to docs
+// instead of rt.Stdout: the command gives it the process's stdout and sends
+// every log line to stderr, so the documents stream stays clean.
+func HelperWithDocuments(docs io.Writer) app.Helper[Config] {
+	h := Helper()
+	h.Run = func(ctx context.Context, rt *app.Runtime, c *Config) error { return run(ctx, rt, c, docs) }
+	return h
+}
+
+// DocumentsOnStdout reports whether args and env (as the command gets them)
+// select --output stdout.
+func DocumentsOnStdout(args, env []string) bool {
+	c, _, err := app.ParseConfig(Helper(), args, env)
+	return err == nil && c.Output == "stdout"
+}
+
 // Run follows the files and ships them until rt.Stopping closes; then it
 // ships what was read (up to the drain deadline) and saves the checkpoint.
-func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
+func Run(ctx context.Context, rt *app.Runtime, c *Config) error { return run(ctx, rt, c, nil) }
+
+func run(ctx context.Context, rt *app.Runtime, c *Config, docs io.Writer) error {
 	rules, err := buildRules(c)
 	if err != nil {
 		return fmt.Errorf("%w: %v", app.ErrConfig, err)
@@ -52,29 +71,6 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 	}
 	m := pipeline.NewMetrics(rt.Registry, "sidecarkit_adapter_")
 	retry := backoff.Policy{Initial: c.RetryInitial, Max: c.RetryMax, Multiplier: 2, Jitter: 0.5}
-
-	var sink pipeline.Sink
-	switch c.Output {
-	case "elasticsearch":
-		es, err := newES(c, rt, m, retry)
-		if err != nil {
-			return fmt.Errorf("%w: %v", app.ErrConfig, err)
-		}
-		sink = es
-	case "stdout":
-		w := output.Stdout(rt.Stdout)
-		w.Sent = m.Sent
-		sink = w
-	case "file":
-		f, err := output.File(c.OutputFile)
-		if err != nil {
-			return err
-		}
-		f.Sent = m.Sent
-		sink = f
-	default:
-		sink = output.Discard{Sent: m.Sent}
-	}
 
 	store, err := checkpoint.Open(c.Checkpoint)
 	if err != nil {
@@ -96,6 +92,35 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 		}
 	}
 
+	var sink pipeline.Sink
+	senders := c.Senders
+	switch c.Output {
+	case "elasticsearch":
+		es, err := newES(c, rt, m, retry)
+		if err != nil {
+			return fmt.Errorf("%w: %v", app.ErrConfig, err)
+		}
+		sink = es
+	case "stdout":
+		if docs == nil {
+			docs = rt.Stdout
+		}
+		w := output.Stdout(docs)
+		w.Sent = m.Sent
+		sink = w
+		senders = 1 // batches in order, one write at a time
+	case "file":
+		f, err := output.File(c.OutputFile, store.Output())
+		if err != nil {
+			return err
+		}
+		f.Sent = m.Sent
+		sink = f
+		senders = 1 // in order: the committed end of the file follows the positions
+	default:
+		sink = output.Discard{Sent: m.Sent}
+	}
+
 	ready := rt.Health.NewFlag("tailing")
 	p := pipeline.New(pipeline.Config{
 		Rules:            rules,
@@ -104,12 +129,12 @@ func Run(ctx context.Context, rt *app.Runtime, c *Config) error {
 			Pod: c.Pod, Namespace: c.Namespace, Container: c.Container, Static: static},
 		Index: c.ESIndex, DataStream: c.ESStream,
 		BatchDocs: c.BatchDocs, BatchBytes: c.BatchBytes, FlushInterval: c.FlushInterval,
-		QueueBatches: c.QueueBatches, Senders: c.Senders, Retry: retry, MaxLineBytes: c.MaxLineBytes,
+		QueueBatches: c.QueueBatches, Senders: senders, Retry: retry, MaxLineBytes: c.MaxLineBytes,
 	}, sink, store, m, rt.Log)
 	tcfg := tail.Config{
 		Include: c.Paths, Exclude: c.Exclude, ReadFromHead: c.ReadFrom == "head",
 		PollInterval: c.PollInterval, ScanInterval: c.ScanInterval, RotateWait: c.RotateWait,
-		MaxLineBytes: c.MaxLineBytes, Watch: c.Fsnotify,
+		MaxLineBytes: c.MaxLineBytes, Watch: c.Fsnotify, MaxOpenFiles: c.MaxOpenFiles,
 	}
 	rt.Log.Info("adapter: shipping", "paths", strings.Join(c.Paths, ","), "output", c.Output, "parser", c.Parser, "checkpoint", c.Checkpoint)
 	err = p.Run(ctx, rt.Stopping(), tcfg, func() { ready.Set(nil) })

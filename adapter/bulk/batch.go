@@ -25,12 +25,16 @@ type Batch struct {
 	Marks   []checkpoint.Mark
 	Created time.Time
 	Lines   int // physical lines in the batch (for metrics)
+	// Out is set by a sink writing a file: the file's end after this batch
+	// (saved with the checkpoint so a restart cuts what was not committed).
+	Out *checkpoint.OutputMark
 }
 
 // Reset empties b for reuse, keeping its storage.
 func (b *Batch) Reset() {
 	b.Buf, b.Items, b.Marks, b.Lines = b.Buf[:0], b.Items[:0], b.Marks[:0], 0
 	b.Created = time.Time{}
+	b.Out = nil
 }
 
 // Action returns item i's action line (without newline).

@@ -41,8 +41,9 @@ type Position struct {
 
 	// guarded by Store.mu
 	path    string
-	retired bool
-	final   int64
+	retired bool  // the identity ended (truncated, deleted): dropped once committed up to final
+	parked  bool  // the file is closed but still exists: kept (with final) until Forget
+	final   int64 // the offset read up to when it was retired or parked
 }
 
 // Committed returns the offset up to which everything was acknowledged.
@@ -66,6 +67,9 @@ type Record struct {
 	FPLen  int    `json:"fp_len"`
 	Path   string `json:"path"`
 	Offset int64  `json:"offset"`
+	// Closed: the file was read to this offset and closed (idle, or over
+	// --max-open-files); it is reopened by identity when it grows.
+	Closed bool `json:"closed,omitempty"`
 }
 
 // Key returns the record's file key.
@@ -80,6 +84,16 @@ func (r Record) Key() (Key, error) {
 type fileFormat struct {
 	Version int      `json:"version"`
 	Files   []Record `json:"files"`
+	// Output is the end of the output file (--output file) when these
+	// positions were committed: anything after it was written but not
+	// committed and is cut at the next start (it will be written again).
+	Output *OutputMark `json:"output,omitempty"`
+}
+
+// OutputMark is the output file's committed end.
+type OutputMark struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
 }
 
 // Store holds the positions of every tracked file and the records loaded at
@@ -91,6 +105,9 @@ type Store struct {
 	positions map[Key]*Position
 	loaded    map[Key]Record
 	lastSaved []byte
+	output    *OutputMark
+
+	saveMu sync.Mutex // one Save at a time
 }
 
 // Open loads the checkpoint file at path (missing is fine). A file that
@@ -124,16 +141,55 @@ func Open(path string) (*Store, error) {
 		}
 		s.loaded[k] = r
 	}
+	s.output = f.Output
 	s.lastSaved = data
 	return s, nil
 }
 
-// Lookup returns the loaded offset for k, if any.
+// Lookup returns the offset to resume k at: the loaded record's, or the
+// offset a parked (closed) file was read up to.
 func (s *Store) Lookup(k Key) (int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.loaded[k]
-	return r.Offset, ok
+	if r, ok := s.loaded[k]; ok {
+		return r.Offset, true
+	}
+	if p, ok := s.positions[k]; ok && p.parked {
+		return max(p.final, p.Committed()), true
+	}
+	return 0, false
+}
+
+// ClaimCopy looks for a loaded record (of a file the checkpoint knew before
+// a restart) with the same fingerprint as k but another inode, whose own
+// inode does not hold that content any more (isOriginal reports whether the
+// record's file is still there with its first line): k is a copy of it
+// (copytruncate while the adapter was down). The record is claimed and its
+// offset returned.
+func (s *Store) ClaimCopy(k Key, isOriginal func(Record) bool) (Record, bool) {
+	s.mu.Lock()
+	var cands []Record
+	for rk, r := range s.loaded {
+		if rk.FP == k.FP && rk.FPLen == k.FPLen && (rk.Ino != k.Ino || rk.Dev != k.Dev) {
+			cands = append(cands, r)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(cands, func(i, j int) bool { return cands[i].Offset > cands[j].Offset })
+	for _, r := range cands {
+		if isOriginal != nil && isOriginal(r) {
+			continue
+		}
+		rk, _ := r.Key()
+		s.mu.Lock()
+		_, still := s.loaded[rk]
+		delete(s.loaded, rk)
+		s.mu.Unlock()
+		if still {
+			return r, true
+		}
+	}
+	return Record{}, false
 }
 
 // Track starts tracking k at committed offset off, claiming any loaded
@@ -142,7 +198,7 @@ func (s *Store) Track(k Key, path string, off int64) *Position {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p, ok := s.positions[k]; ok {
-		p.path, p.retired = path, false
+		p.path, p.retired, p.parked = path, false, false
 		return p
 	}
 	p := &Position{Key: k, path: path}
@@ -165,6 +221,36 @@ func (s *Store) Retire(p *Position, final int64) {
 	s.mu.Lock()
 	p.retired, p.final = true, final
 	s.mu.Unlock()
+}
+
+// Park says the file behind p was closed after being read up to final but
+// still exists: its position is kept (and saved) so that the file, found
+// again by identity, resumes at final instead of its head.
+func (s *Store) Park(p *Position, final int64) {
+	s.mu.Lock()
+	p.parked, p.retired, p.final = true, false, final
+	s.mu.Unlock()
+}
+
+// Forget drops p (its file is gone for good).
+func (s *Store) Forget(p *Position) {
+	s.mu.Lock()
+	if q, ok := s.positions[p.Key]; ok && q == p {
+		delete(s.positions, p.Key)
+	}
+	s.mu.Unlock()
+}
+
+// Output returns the output file's committed end saved with the loaded
+// positions (nil when none was saved).
+func (s *Store) Output() *OutputMark {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.output == nil {
+		return nil
+	}
+	o := *s.output
+	return &o
 }
 
 // Unclaimed returns loaded records no tracked file claimed (files rotated
@@ -193,7 +279,8 @@ func (s *Store) Snapshot() []Record {
 			delete(s.positions, k)
 			continue
 		}
-		out = append(out, Record{Dev: k.Dev, Ino: k.Ino, FP: strconv.FormatUint(k.FP, 16), FPLen: k.FPLen, Path: p.path, Offset: c})
+		out = append(out, Record{Dev: k.Dev, Ino: k.Ino, FP: strconv.FormatUint(k.FP, 16), FPLen: k.FPLen, Path: p.path, Offset: c,
+			Closed: p.parked && c >= p.final})
 	}
 	for _, r := range s.loaded {
 		out = append(out, r)
@@ -210,11 +297,16 @@ func (s *Store) Snapshot() []Record {
 // Save persists the current positions atomically; it writes nothing when
 // nothing changed.
 func (s *Store) Save() error {
-	recs := s.Snapshot()
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	recs := s.Snapshot() // takes s.mu: consistent with Tracker's commits
+	s.mu.Lock()
+	out := s.output
+	s.mu.Unlock()
 	if s.path == "" {
 		return nil
 	}
-	data, err := json.Marshal(fileFormat{Version: 1, Files: recs})
+	data, err := json.Marshal(fileFormat{Version: 1, Files: recs, Output: out})
 	if err != nil {
 		return err
 	}
@@ -245,28 +337,53 @@ type Mark struct {
 type Tracker struct {
 	mu      sync.Mutex
 	next    uint64
-	pending map[uint64][]Mark
+	pending map[uint64]done
+	store   *Store
 }
 
-// NewTracker returns a tracker whose first batch is number 0.
-func NewTracker() *Tracker { return &Tracker{pending: map[uint64][]Mark{}} }
+type done struct {
+	marks []Mark
+	out   *OutputMark
+}
+
+// NewTracker returns a tracker whose first batch is number 0. With a store,
+// each batch's marks (and output mark) are applied under the store's lock,
+// so a saved checkpoint never holds half a batch.
+func NewTracker(store ...*Store) *Tracker {
+	t := &Tracker{pending: map[uint64]done{}}
+	if len(store) > 0 {
+		t.store = store[0]
+	}
+	return t
+}
 
 // Done records that batch seq is fully acknowledged (or dead-lettered) and
 // applies every mark that is now in order. It returns how many batches were
 // applied.
-func (t *Tracker) Done(seq uint64, marks []Mark) int {
+func (t *Tracker) Done(seq uint64, marks []Mark) int { return t.DoneAt(seq, marks, nil) }
+
+// DoneAt is Done for a sink that writes a file: out is the file's end after
+// the batch, saved with the positions.
+func (t *Tracker) DoneAt(seq uint64, marks []Mark, out *OutputMark) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.pending[seq] = marks
+	t.pending[seq] = done{marks, out}
 	n := 0
+	if t.store != nil {
+		t.store.mu.Lock()
+		defer t.store.mu.Unlock()
+	}
 	for {
-		m, ok := t.pending[t.next]
+		d, ok := t.pending[t.next]
 		if !ok {
 			return n
 		}
 		delete(t.pending, t.next)
-		for _, mk := range m {
+		for _, mk := range d.marks {
 			mk.Pos.Advance(mk.Offset)
+		}
+		if d.out != nil && t.store != nil {
+			t.store.output = d.out
 		}
 		t.next++
 		n++

@@ -72,9 +72,13 @@ func (m *Metrics) attachTailer(t *tail.Tailer, p *Pipeline) {
 	cf("read_bytes_total", "Bytes read from files.", func(s tail.Stats) int64 { return s.BytesRead })
 	cf("rotations_total", "Files seen rotated away or deleted.", func(s tail.Stats) int64 { return s.Rotations })
 	cf("truncations_total", "Files seen truncated (copytruncate).", func(s tail.Stats) int64 { return s.Truncations })
+	cf("glob_errors_total", "Directory listings of --paths that failed (EMFILE, EACCES ...); followed files are kept.", func(s tail.Stats) int64 { return s.GlobErrors })
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: m.prefix + "files_parked",
+		Help: "Files read to their end and closed (over --max-open-files), reopened by identity when they grow."},
+		func() float64 { return float64(t.Stats().FilesParked) }))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: m.prefix + "queue_batches",
 		Help: "Batches waiting for a sender."}, func() float64 { return float64(len(p.queue)) }))
-	m.reg.MustRegister(&behindCollector{t: t, files: prometheus.NewDesc(m.prefix+"files_open", "Files open (including rotated ones not yet shipped).", nil, nil),
+	m.reg.MustRegister(&behindCollector{t: t, files: prometheus.NewDesc(m.prefix+"files_open", "Files held open now (including rotated ones not yet shipped).", nil, nil),
 		desc: prometheus.NewDesc(m.prefix+"file_bytes_behind", "Bytes of a file not yet acknowledged by the output.", []string{"path"}, nil)})
 }
 
@@ -88,7 +92,7 @@ func (c *behindCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; c
 
 func (c *behindCollector) Collect(ch chan<- prometheus.Metric) {
 	fs := c.t.Files()
-	ch <- prometheus.MustNewConstMetric(c.files, prometheus.GaugeValue, float64(len(fs)))
+	ch <- prometheus.MustNewConstMetric(c.files, prometheus.GaugeValue, float64(c.t.Stats().FilesOpen))
 	seen := map[string]bool{}
 	for _, f := range fs {
 		if seen[f.Path] {

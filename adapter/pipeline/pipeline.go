@@ -111,7 +111,7 @@ func New(cfg Config, sink Sink, store *checkpoint.Store, m *Metrics, log *slog.L
 	if cfg.MultilineTimeout <= 0 {
 		cfg.MultilineTimeout = time.Second
 	}
-	p := &Pipeline{cfg: cfg, log: log, sink: sink, store: store, tracker: checkpoint.NewTracker(), m: m,
+	p := &Pipeline{cfg: cfg, log: log, sink: sink, store: store, tracker: checkpoint.NewTracker(store), m: m,
 		enc:   normalize.NewEncoder(cfg.Encoder),
 		queue: make(chan *bulk.Batch, cfg.QueueBatches),
 		free:  make(chan *bulk.Batch, cfg.QueueBatches+cfg.Senders+1),
@@ -205,7 +205,14 @@ func (p *Pipeline) sender(ctx context.Context) {
 			}
 		}
 		marks := append([]checkpoint.Mark(nil), b.Marks...)
-		p.tracker.Done(b.Seq, marks)
+		if p.tracker.DoneAt(b.Seq, marks, b.Out) > 0 && len(b.Items) > 0 {
+			// save at once: a crash between the store's acknowledgement and
+			// the next periodic save would send the batch again, and stores
+			// that ignore _id (VictoriaLogs) would hold it twice
+			if err := p.store.Save(); err != nil {
+				p.log.Error("checkpoint: cannot save", "err", err)
+			}
+		}
 		b.Reset()
 		select {
 		case p.free <- b:

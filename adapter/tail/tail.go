@@ -4,17 +4,23 @@
 //
 //   - rename+create: the old file is identified by device+inode, read to its
 //     end and held open until everything read from it is shipped; the new
-//     file is read from its head.
+//     file is read from its head. A file renamed within the globs
+//     (app.log.1 → app.log.2) keeps its identity and offset.
 //   - copytruncate: a shrinking size (or a changed fingerprint) means the
-//     file was truncated; reading restarts at 0. If the copy matches the
-//     globs it is recognised by its fingerprint and read from where the
-//     original stopped, so nothing is read twice or lost.
+//     file was truncated; reading restarts at 0. The copy (in the globs or
+//     next to the file under a rotated name) is recognised by its
+//     fingerprint and read from where the original stopped — never from 0
+//     because it is shorter.
 //   - symlinks (Kubernetes /var/log/containers) are followed.
 //   - deletion: a deleted file is read to its end, then closed.
 //
 // A file's identity is device+inode plus a fingerprint of its first line
 // (at most FingerprintBytes), so a reused inode never resumes at a stale
-// offset. Lines longer than MaxLineBytes are cut, marked and counted.
+// offset. A file missing from one directory listing (renamed between the
+// listing and the stat) is not taken as gone: the open descriptor says
+// where it is. Open files are capped (MaxOpenFiles): idle files are closed
+// and reopened by identity when they grow. Lines longer than MaxLineBytes
+// are cut, marked and counted.
 package tail
 
 import (
@@ -24,11 +30,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -50,6 +58,10 @@ type Config struct {
 	ReadBufferBytes  int
 	FingerprintBytes int
 	Watch            bool // use fsnotify (polling always runs too)
+	// MaxOpenFiles caps the files held open (0: half the process's
+	// RLIMIT_NOFILE). Files read to their end are closed when more are
+	// needed and reopened by identity when they grow.
+	MaxOpenFiles int
 }
 
 // TruncatedMarker ends a line cut at MaxLineBytes.
@@ -76,24 +88,27 @@ type File struct {
 	Pos   *checkpoint.Position
 	State any // the handler's per-file state
 
-	fd        *os.File
-	dev, ino  uint64
-	buf       []byte // unconsumed bytes: buf[0] is at file offset consumed
-	consumed  int64  // bytes handed out as lines (or skipped)
-	readOff   int64  // file offset of the next read
-	fpReady   bool
-	opened    bool // Opened was called for the current identity
-	gone      bool
-	goneAt    time.Time
-	growth    time.Time // last time data was read
-	waitSince time.Time // copy of another live file: waiting
-	startOff  int64     // where reading started (a copy may still be shorter)
-	lastTry   time.Time // last attempt to settle the identity
-	atEOF     bool      // the last read met the end: check identity before reading on
-	long      []byte    // head of an overlong line being skipped
-	longStart int64
-	skipping  bool
-	size      int64
+	fd         *os.File // nil while parked (closed, kept by identity)
+	dev, ino   uint64
+	buf        []byte // unconsumed bytes: buf[0] is at file offset consumed
+	consumed   int64  // bytes handed out as lines (or skipped)
+	readOff    int64  // file offset of the next read
+	fpReady    bool
+	opened     bool // Opened was called for the current identity
+	gone       bool
+	goneAt     time.Time
+	growth     time.Time // last time data was read
+	waitSince  time.Time // copy of another live file: waiting
+	startOff   int64     // where reading started (a copy may still be shorter)
+	lastTry    time.Time // last attempt to settle the identity
+	atEOF      bool      // the last read met the end: check identity before reading on
+	long       []byte    // head of an overlong line being skipped
+	longStart  int64
+	skipping   bool
+	size       int64
+	lastSeen   time.Time // last scan that listed it
+	parkedSize int64     // size when parked: reopened when it differs
+	rotated    bool      // counted in Rotations (once per identity)
 }
 
 // Consumed returns the offset up to which lines were handed out.
@@ -103,8 +118,11 @@ func (f *File) Consumed() int64 { return f.consumed }
 type Stats struct {
 	BytesRead      int64
 	LinesTruncated int64
-	Rotations      int64
-	Truncations    int64
+	Rotations      int64 // followed files renamed away from the name they were found at, or deleted
+	Truncations    int64 // followed files truncated (copytruncate)
+	FilesOpen      int64 // descriptors held now
+	FilesParked    int64 // files closed while idle, kept by identity
+	GlobErrors     int64 // directory listings that failed (EMFILE, EACCES ...)
 }
 
 // FileStat is one file's progress, for the bytes-behind metric.
@@ -136,9 +154,11 @@ type Tailer struct {
 
 	files     map[devIno]*File
 	order     []*File
+	open      int
 	truncated map[fpKey]truncRec
 	initial   bool
 	wake      chan struct{}
+	warned    map[string]time.Time // rate limit of repeated warnings
 
 	mu    sync.Mutex
 	stats Stats
@@ -146,9 +166,10 @@ type Tailer struct {
 }
 
 type truncRec struct {
-	off int64
-	at  time.Time
-	di  devIno // the truncated file itself (its new content is not its copy)
+	off  int64
+	at   time.Time
+	di   devIno // the truncated file itself (its new content is not its copy)
+	path string
 }
 
 // New prepares a tailer.
@@ -171,8 +192,26 @@ func New(cfg Config, store *checkpoint.Store, h Handler, log *slog.Logger) *Tail
 	if cfg.FingerprintBytes <= 0 {
 		cfg.FingerprintBytes = 256
 	}
+	if cfg.MaxOpenFiles <= 0 {
+		cfg.MaxOpenFiles = DefaultMaxOpenFiles()
+	}
 	return &Tailer{cfg: cfg, store: store, h: h, log: log, files: map[devIno]*File{}, truncated: map[fpKey]truncRec{},
-		initial: true, wake: make(chan struct{}, 1)}
+		initial: true, wake: make(chan struct{}, 1), warned: map[string]time.Time{}}
+}
+
+// DefaultMaxOpenFiles is half the process's open-file limit (at least 16):
+// the other half stays for the output's connections, the checkpoint and
+// the admin server.
+func DefaultMaxOpenFiles() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 {
+		return 512
+	}
+	n := rl.Cur / 2
+	if n > 1<<20 {
+		n = 1 << 20
+	}
+	return max(16, int(n))
 }
 
 // Stats returns the counters.
@@ -197,6 +236,24 @@ func (t *Tailer) Files() []FileStat {
 		out = append(out, FileStat{Path: r.path, Size: st.Size(), Committed: c})
 	}
 	return out
+}
+
+// warnEvery logs a warning for key at most once a minute (the first time,
+// then with the number of repeats).
+func (t *Tailer) warnEvery(key, msg string, args ...any) {
+	now := time.Now()
+	if last, ok := t.warned[key]; ok && now.Sub(last) < time.Minute {
+		return
+	}
+	t.warned[key] = now
+	if len(t.warned) > 10000 { // keep the map bounded
+		for k, at := range t.warned {
+			if now.Sub(at) >= time.Minute {
+				delete(t.warned, k)
+			}
+		}
+	}
+	t.log.Warn(msg, append(args, "repeats", "at most once a minute")...)
 }
 
 // Run follows files until stop closes (or ctx ends, or the handler fails).
@@ -292,7 +349,7 @@ func (t *Tailer) watch(w *fsnotify.Watcher) {
 	}
 }
 
-func hasMeta(p string) bool { return bytes.ContainsAny([]byte(p), `*?[\`) }
+func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
 // Match reports whether path is selected by the include and exclude globs.
 func Match(include, exclude []string, path string) bool {
@@ -318,26 +375,110 @@ func Match(include, exclude []string, path string) bool {
 	return true
 }
 
+// Glob is filepath.Glob that reports why a directory could not be listed
+// (EMFILE, EACCES ...) instead of returning fewer matches: "no files" and
+// "could not look" must not be confused. A directory that does not exist
+// is no match, not an error.
+func Glob(pattern string) ([]string, error) {
+	if _, err := filepath.Match(pattern, ""); err != nil {
+		return nil, err
+	}
+	if !hasMeta(pattern) {
+		if _, err := os.Lstat(pattern); err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+				return nil, nil
+			}
+			return nil, err
+		}
+		return []string{pattern}, nil
+	}
+	dir, file := filepath.Split(pattern)
+	dir = cleanGlobPath(dir)
+	if !hasMeta(dir) {
+		return globDir(dir, file, nil)
+	}
+	if dir == pattern { // no progress: avoid looping
+		return nil, filepath.ErrBadPattern
+	}
+	dirs, err := Glob(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range dirs {
+		if out, err = globDir(d, file, out); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func cleanGlobPath(path string) string {
+	switch path {
+	case "":
+		return "."
+	case string(filepath.Separator):
+		return path
+	default:
+		return path[:len(path)-1]
+	}
+}
+
+func globDir(dir, pattern string, out []string) ([]string, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return out, nil
+		}
+		return out, fmt.Errorf("list %s: %w", dir, err)
+	}
+	defer d.Close()
+	if st, err := d.Stat(); err == nil && !st.IsDir() {
+		return out, nil
+	}
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return out, fmt.Errorf("list %s: %w", dir, err)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if ok, _ := filepath.Match(pattern, n); ok {
+			out = append(out, filepath.Join(dir, n))
+		}
+	}
+	return out, nil
+}
+
+type pending struct {
+	path string
+	di   devIno
+}
+
 // scan discovers new files, notices rotated, deleted and truncated ones,
 // and settles the identity of files whose first line is complete.
 func (t *Tailer) scan(now time.Time) error {
-	seen := map[devIno]bool{}
 	var paths []string
 	for _, p := range t.cfg.Include {
-		m, err := filepath.Glob(p)
+		m, err := Glob(p)
 		if err != nil {
-			return fmt.Errorf("glob %q: %w", p, err)
+			t.mu.Lock()
+			t.stats.GlobErrors++
+			t.mu.Unlock()
+			t.warnEvery("glob "+p, "tail: cannot list the files of a glob; the files already followed are kept", "glob", p, "err", err)
 		}
 		paths = append(paths, m...)
 	}
 	sort.Strings(paths)
+	seen := map[devIno]bool{}
+	var fresh []pending
+	var grown []*File
 	for _, path := range paths {
 		if !Match(t.cfg.Include, t.cfg.Exclude, path) {
 			continue
 		}
 		st, err := os.Stat(path)
 		if err != nil || !st.Mode().IsRegular() {
-			continue
+			continue // renamed or removed since the listing: the next scan sees it
 		}
 		sys := st.Sys().(*syscall.Stat_t)
 		di := devIno{uint64(sys.Dev), sys.Ino}
@@ -346,36 +487,50 @@ func (t *Tailer) scan(now time.Time) error {
 		}
 		seen[di] = true
 		if f := t.files[di]; f != nil {
-			if f.gone {
-				f.gone = false
-			}
+			f.lastSeen = now
+			f.gone = false
 			if f.Path != path {
-				f.Path = path
-				if f.Pos != nil {
-					t.store.SetPath(f.Pos, path)
-				}
+				t.moved(f, path)
+			}
+			if f.fd == nil && st.Size() != f.parkedSize {
+				grown = append(grown, f)
 			}
 			continue
 		}
-		fd, err := os.Open(path)
-		if err != nil {
-			t.log.Warn("tail: cannot open file", "path", path, "err", err)
-			continue
-		}
-		fst, err := fd.Stat()
-		if err != nil || fst.Sys().(*syscall.Stat_t).Ino != sys.Ino {
-			fd.Close() // replaced between stat and open: next scan
-			continue
-		}
-		f := &File{Path: path, fd: fd, dev: di.dev, ino: di.ino, growth: now}
-		t.files[di] = f
-		t.order = append(t.order, f)
-		t.log.Info("tail: following file", "path", path, "inode", di.ino)
+		fresh = append(fresh, pending{path, di})
 	}
-	for di, f := range t.files {
-		if !seen[di] && !f.gone {
-			t.markGone(f, now, "no longer at a matched path")
+	// a followed file missing from the listing was renamed (perhaps only
+	// between the listing and the stat: logrotate's .N → .N+1) or deleted;
+	// its descriptor says which
+	for _, f := range append([]*File(nil), t.order...) {
+		if seen[devIno{f.dev, f.ino}] {
+			continue
 		}
+		if f.fd != nil {
+			if !f.gone {
+				t.locate(f, now)
+			}
+		} else if now.Sub(f.lastSeen) > t.forgetAfter() {
+			t.lostParked(f, now)
+		}
+	}
+	for _, f := range grown {
+		if !t.makeRoom() {
+			break
+		}
+		t.reopen(f, now)
+	}
+	waiting := 0
+	for _, p := range fresh {
+		if !t.makeRoom() {
+			waiting++
+			continue
+		}
+		t.openNew(p.path, p.di, now)
+	}
+	if waiting > 0 {
+		t.warnEvery("max-open-files", "tail: --max-open-files reached; files wait until others are read to their end",
+			"max_open_files", t.cfg.MaxOpenFiles, "waiting", waiting)
 	}
 	for _, f := range append([]*File(nil), t.order...) {
 		if err := t.check(f, now); err != nil {
@@ -391,22 +546,202 @@ func (t *Tailer) scan(now time.Time) error {
 	return nil
 }
 
-func (t *Tailer) markGone(f *File, now time.Time, why string) {
-	f.gone, f.goneAt = true, now
-	if p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.fd.Fd()))); err == nil {
-		f.Path = p
-		if f.Pos != nil {
-			t.store.SetPath(f.Pos, p)
-		}
+func (t *Tailer) forgetAfter() time.Duration {
+	return max(time.Minute, 10*t.cfg.ScanInterval, 2*t.cfg.RotateWait)
+}
+
+// moved records that f is now at path (renamed within the globs).
+func (t *Tailer) moved(f *File, path string) {
+	t.log.Debug("tail: file renamed", "from", f.Path, "to", path)
+	f.Path = path
+	if f.Pos != nil {
+		t.store.SetPath(f.Pos, path)
 	}
+	t.countRotation(f)
+}
+
+func (t *Tailer) countRotation(f *File) {
+	if f.rotated {
+		return
+	}
+	f.rotated = true
 	t.mu.Lock()
 	t.stats.Rotations++
 	t.mu.Unlock()
+}
+
+// locate finds where an open file went that the listing did not show.
+func (t *Tailer) locate(f *File, now time.Time) {
+	if st, err := os.Stat(f.Path); err == nil {
+		if sys := st.Sys().(*syscall.Stat_t); uint64(sys.Dev) == f.dev && sys.Ino == f.ino {
+			return // still there: the listing raced with a rename
+		}
+	}
+	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.fd.Fd())))
+	if err != nil {
+		return // cannot tell: keep it as it is; nlink tells deletion
+	}
+	if strings.HasSuffix(p, " (deleted)") {
+		t.markGone(f, now, "deleted", "")
+		return
+	}
+	if Match(t.cfg.Include, t.cfg.Exclude, p) {
+		t.moved(f, p) // renamed between the listing and the stat
+		return
+	}
+	t.markGone(f, now, "renamed out of the globs", p)
+}
+
+func (t *Tailer) markGone(f *File, now time.Time, why, path string) {
+	f.gone, f.goneAt = true, now
+	if path != "" && path != f.Path {
+		f.Path = path
+		if f.Pos != nil {
+			t.store.SetPath(f.Pos, path)
+		}
+	}
+	t.countRotation(f)
 	t.log.Info("tail: file rotated or removed; reading it to its end", "path", f.Path, "why", why)
+}
+
+// makeRoom reports whether one more file may be opened, parking the file
+// idle for longest (read to its end) when the cap is reached.
+func (t *Tailer) makeRoom() bool {
+	if t.open < t.cfg.MaxOpenFiles {
+		return true
+	}
+	var victim *File
+	for _, f := range t.order {
+		if f.fd == nil || f.gone || f.skipping {
+			continue
+		}
+		if f.fpReady && !f.atEOF {
+			continue
+		}
+		if !f.fpReady && f.consumed > 0 {
+			continue
+		}
+		if victim == nil || f.growth.Before(victim.growth) {
+			victim = f
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	if victim.fpReady {
+		t.park(victim)
+	} else {
+		t.drop(victim) // no identity yet: found again as new by a later scan
+	}
+	return t.open < t.cfg.MaxOpenFiles
+}
+
+// park closes f, keeping its identity and offset (in the checkpoint too):
+// it is reopened when it grows.
+func (t *Tailer) park(f *File) {
+	if f.opened {
+		if err := t.h.Closing(f); err != nil {
+			t.log.Debug("tail: closing parked file", "err", err)
+		}
+	}
+	if f.Pos != nil {
+		t.store.Park(f.Pos, f.consumed)
+	}
+	f.fd.Close()
+	f.fd = nil
+	t.open--
+	f.parkedSize = f.size
+	f.buf = nil
+	f.readOff = f.consumed
+	f.atEOF = false
+	t.log.Debug("tail: parked idle file", "path", f.Path, "offset", f.consumed)
+}
+
+func (t *Tailer) drop(f *File) {
+	f.fd.Close()
+	t.open--
+	t.remove(f)
+}
+
+func (t *Tailer) remove(f *File) {
+	delete(t.files, devIno{f.dev, f.ino})
+	for i, g := range t.order {
+		if g == f {
+			t.order = append(t.order[:i], t.order[i+1:]...)
+			break
+		}
+	}
+}
+
+// reopen opens a parked file again (it grew, or changed).
+func (t *Tailer) reopen(f *File, now time.Time) {
+	fd, err := os.Open(f.Path)
+	if err != nil {
+		t.warnEvery("open "+f.Path, "tail: cannot open file", "path", f.Path, "err", err)
+		return
+	}
+	st, err := fd.Stat()
+	if err != nil || st.Sys().(*syscall.Stat_t).Ino != f.ino {
+		fd.Close()
+		return
+	}
+	f.fd = fd
+	t.open++
+	f.growth, f.lastSeen = now, now
+	f.Pos = t.store.Track(f.Key, f.Path, f.consumed)
+	if fp, n, ok := t.fingerprint(f, f.Key.FPLen); ok && (fp != f.Key.FP || n != f.Key.FPLen) {
+		if err := t.truncate(f, now); err != nil {
+			t.log.Debug("tail: truncated parked file", "err", err)
+		}
+	}
+}
+
+// lostParked handles a parked file no listing showed for a while: found
+// by identity next to its last path it is read to its end if it grew,
+// otherwise forgotten.
+func (t *Tailer) lostParked(f *File, now time.Time) {
+	path, fd := t.findFile(f.Key, f.Path)
+	if fd != nil {
+		st, err := fd.Stat()
+		if err == nil && st.Size() > f.parkedSize {
+			f.fd, f.Path = fd, path
+			t.open++
+			f.Pos = t.store.Track(f.Key, path, f.consumed)
+			t.markGone(f, now, "found by identity after it left the globs", path)
+			return
+		}
+		fd.Close()
+	}
+	if f.Pos != nil {
+		t.store.Forget(f.Pos)
+	}
+	t.remove(f)
+}
+
+// openNew starts following a file the listing showed for the first time.
+func (t *Tailer) openNew(path string, di devIno, now time.Time) {
+	fd, err := os.Open(path)
+	if err != nil {
+		t.warnEvery("open "+path, "tail: cannot open file", "path", path, "err", err)
+		return
+	}
+	fst, err := fd.Stat()
+	if err != nil || fst.Sys().(*syscall.Stat_t).Ino != di.ino {
+		fd.Close() // replaced between stat and open: next scan
+		return
+	}
+	f := &File{Path: path, fd: fd, dev: di.dev, ino: di.ino, growth: now, lastSeen: now}
+	t.files[di] = f
+	t.order = append(t.order, f)
+	t.open++
+	t.log.Info("tail: following file", "path", path, "inode", di.ino)
 }
 
 // check handles one file's state changes: deletion, truncation, identity.
 func (t *Tailer) check(f *File, now time.Time) error {
+	if f.fd == nil {
+		return nil
+	}
 	st, err := f.fd.Stat()
 	if err != nil {
 		return nil
@@ -414,10 +749,13 @@ func (t *Tailer) check(f *File, now time.Time) error {
 	sys := st.Sys().(*syscall.Stat_t)
 	f.size = st.Size()
 	if sys.Nlink == 0 && !f.gone {
-		t.markGone(f, now, "deleted")
+		t.markGone(f, now, "deleted", "")
 	}
 	if f.fpReady {
-		truncated := f.size < f.readOff && !(f.readOff == f.startOff && now.Sub(f.growth) < t.cfg.RotateWait)
+		// shorter than what was read from it: truncated. (A copy that
+		// started past its own end, because the original was read further
+		// than the copy holds, is not.)
+		truncated := f.size < f.readOff && f.readOff > f.startOff
 		if !truncated {
 			fp, n, ok := t.fingerprint(f, f.Key.FPLen)
 			truncated = ok && (fp != f.Key.FP || n != f.Key.FPLen)
@@ -437,12 +775,15 @@ func (t *Tailer) check(f *File, now time.Time) error {
 // fingerprint hashes the first line of f (at most FingerprintBytes), or the
 // first want bytes when want > 0. ok is false until that much is there.
 func (t *Tailer) fingerprint(f *File, want int) (fp uint64, n int, ok bool) {
-	size := t.cfg.FingerprintBytes
+	return fingerprintFD(f.fd, t.cfg.FingerprintBytes, want, f.gone)
+}
+
+func fingerprintFD(fd *os.File, size, want int, final bool) (fp uint64, n int, ok bool) {
 	if want > 0 {
 		size = want
 	}
 	buf := make([]byte, size)
-	n, err := f.fd.ReadAt(buf, 0)
+	n, err := fd.ReadAt(buf, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return 0, 0, false
 	}
@@ -454,7 +795,7 @@ func (t *Tailer) fingerprint(f *File, want int) (fp uint64, n int, ok bool) {
 	} else if i := bytes.IndexByte(buf, '\n'); i >= 0 {
 		buf = buf[:i+1]
 	} else if n < size {
-		if f.gone && n > 0 { // never getting a full first line: settle for what is there
+		if final && n > 0 { // never getting a full first line: settle for what is there
 			h := fnv.New64a()
 			h.Write(buf)
 			return h.Sum64(), n, true
@@ -467,16 +808,22 @@ func (t *Tailer) fingerprint(f *File, want int) (fp uint64, n int, ok bool) {
 }
 
 // truncate handles a file cut (copytruncate): what is still held is
-// flushed, the old identity retired, and reading restarts at 0.
+// flushed, the old identity retired, and reading restarts at 0. The copy,
+// when it is found next to the file, is read from where the original
+// stopped.
 func (t *Tailer) truncate(f *File, now time.Time) error {
 	t.log.Info("tail: file truncated; reading it again from the start", "path", f.Path, "was_at", f.readOff, "size", f.size)
 	if err := t.finish(f); err != nil {
 		return err
 	}
-	t.truncated[fpKey{f.Key.FP, f.Key.FPLen}] = truncRec{off: f.consumed, at: now, di: devIno{f.dev, f.ino}}
+	fk := fpKey{f.Key.FP, f.Key.FPLen}
+	t.truncated[fk] = truncRec{off: f.consumed, at: now, di: devIno{f.dev, f.ino}, path: f.Path}
 	t.mu.Lock()
 	t.stats.Truncations++
 	t.mu.Unlock()
+	if err := t.openCopy(f.Key, f.Path, f.consumed, now); err != nil {
+		return err
+	}
 	f.fpReady, f.opened = false, false
 	f.Key, f.Pos = checkpoint.Key{}, nil
 	f.buf = f.buf[:0]
@@ -485,6 +832,122 @@ func (t *Tailer) truncate(f *File, now time.Time) error {
 	f.atEOF = false
 	f.growth = now
 	return nil
+}
+
+// openCopy looks next to path for the copy of the file whose identity was
+// key (another inode with its first line) and follows it from off: the
+// lines the original held past off when it was copied are read from the
+// copy, once.
+func (t *Tailer) openCopy(key checkpoint.Key, path string, off int64, now time.Time) error {
+	cpath, fd := t.findCopy(key, path)
+	if fd == nil {
+		return nil
+	}
+	st, err := fd.Stat()
+	if err != nil {
+		fd.Close()
+		return nil
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	di := devIno{uint64(sys.Dev), sys.Ino}
+	ck := checkpoint.Key{Dev: di.dev, Ino: di.ino, FP: key.FP, FPLen: key.FPLen}
+	f := &File{Path: cpath, fd: fd, dev: di.dev, ino: di.ino, growth: now, lastSeen: now, rotated: true, size: st.Size()}
+	f.Key, f.fpReady, f.opened = ck, true, true
+	f.consumed, f.readOff, f.startOff = off, off, off
+	f.Pos = t.store.Track(ck, cpath, off)
+	f.gone = !Match(t.cfg.Include, t.cfg.Exclude, cpath)
+	f.goneAt = now
+	t.files[di] = f
+	t.order = append(t.order, f)
+	t.open++
+	delete(t.truncated, fpKey{key.FP, key.FPLen})
+	t.h.Opened(f)
+	t.log.Info("tail: reading the copy of a truncated file from where the original stopped", "path", cpath, "from", off, "size", st.Size())
+	return nil
+}
+
+// siblings lists the files next to path that may be its rotated names
+// (app.log → app.log.1, app.log-20240115, app.1.log ...), newest names
+// first.
+func siblings(path string) []string {
+	dir, base := filepath.Split(path)
+	stem := strings.TrimSuffix(base, filepath.Ext(base))
+	if stem == "" {
+		stem = base
+	}
+	d, err := os.Open(filepath.Clean(dir))
+	if err != nil {
+		return nil
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	sort.Strings(names)
+	var out []string
+	for _, n := range names {
+		if n == base || !strings.HasPrefix(n, stem) {
+			continue
+		}
+		switch filepath.Ext(n) {
+		case ".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip":
+			continue // compressed: not readable as lines
+		}
+		out = append(out, filepath.Join(dir, n))
+	}
+	return out
+}
+
+// findFile finds the file with identity key at last or among its rotated
+// names, and opens it.
+func (t *Tailer) findFile(key checkpoint.Key, last string) (string, *os.File) {
+	for _, p := range append([]string{last}, siblings(last)...) {
+		st, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if uint64(sys.Dev) != key.Dev || sys.Ino != key.Ino {
+			continue
+		}
+		fd, err := os.Open(p)
+		if err != nil {
+			t.warnEvery("open "+p, "tail: cannot open file", "path", p, "err", err)
+			return "", nil
+		}
+		if fp, n, ok := fingerprintFD(fd, t.cfg.FingerprintBytes, key.FPLen, false); ok && fp == key.FP && n == key.FPLen {
+			return p, fd
+		}
+		fd.Close()
+		return "", nil // the inode holds other content now
+	}
+	return "", nil
+}
+
+// findCopy finds, among path's rotated names, a file on another inode whose
+// first line is key's: the copy copytruncate made.
+func (t *Tailer) findCopy(key checkpoint.Key, path string) (string, *os.File) {
+	for _, p := range siblings(path) {
+		st, err := os.Stat(p)
+		if err != nil || !st.Mode().IsRegular() || st.Size() < int64(key.FPLen) {
+			continue
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		di := devIno{uint64(sys.Dev), sys.Ino}
+		if di.ino == key.Ino && di.dev == key.Dev {
+			continue
+		}
+		if g := t.files[di]; g != nil {
+			continue // already followed (or waiting to be settled as a copy)
+		}
+		fd, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if fp, n, ok := fingerprintFD(fd, t.cfg.FingerprintBytes, key.FPLen, false); ok && fp == key.FP && n == key.FPLen {
+			return p, fd
+		}
+		fd.Close()
+	}
+	return "", nil
 }
 
 // finish ends f's current identity: a held partial line is emitted (only
@@ -502,6 +965,29 @@ func (t *Tailer) finish(f *File) error {
 	return nil
 }
 
+// isOriginal reports whether the file a checkpoint record names still holds
+// the record's content (then a file with the same first line is not its
+// copy).
+func (t *Tailer) isOriginal(r checkpoint.Record) bool {
+	k, err := r.Key()
+	if err != nil {
+		return false
+	}
+	if g := t.files[devIno{k.Dev, k.Ino}]; g != nil && g.fd != nil {
+		if g.fpReady {
+			return g.Key == k
+		}
+		fp, n, ok := fingerprintFD(g.fd, t.cfg.FingerprintBytes, k.FPLen, false)
+		return ok && fp == k.FP && n == k.FPLen
+	}
+	_, fd := t.findFile(k, r.Path)
+	if fd != nil {
+		fd.Close()
+		return true
+	}
+	return false
+}
+
 // settle gives a file whose first line is complete its identity and start
 // offset.
 func (t *Tailer) settle(f *File, now time.Time) error {
@@ -515,11 +1001,21 @@ func (t *Tailer) settle(f *File, now time.Time) error {
 	how := "head"
 	if c, ok := t.store.Lookup(key); ok {
 		off, how = c, "checkpoint"
+		if st, err := f.fd.Stat(); err == nil && off > st.Size() {
+			off, how = 0, "head (checkpoint beyond end)"
+		}
 	} else if r, ok := t.truncated[fk]; ok && r.di != (devIno{f.dev, f.ino}) {
 		// the copy of a file that was then truncated: continue where the
-		// original stopped
+		// original stopped (past the copy's end if the original was read
+		// further than the copy holds: then there is nothing to read)
 		off, how = r.off, "copy of a truncated file"
+		f.rotated = true
 		delete(t.truncated, fk)
+	} else if r, ok := t.store.ClaimCopy(key, t.isOriginal); ok {
+		// copytruncate while the adapter was down: the copy carries on
+		// from the checkpoint of the original
+		off, how = r.Offset, "copy of a file known from the checkpoint"
+		f.rotated = true
 	} else if g := t.twin(f, fk); g != nil {
 		// a copy of a file still being read (copytruncate in progress?):
 		// wait for the original to be truncated, or take its position
@@ -532,11 +1028,9 @@ func (t *Tailer) settle(f *File, now time.Time) error {
 			return nil
 		}
 		off, how = g.consumed, "copy of a live file"
+		f.rotated = true
 	} else if t.initial && !t.cfg.ReadFromHead {
 		off, how = f.size, "end"
-	}
-	if st, err := f.fd.Stat(); err == nil && off > st.Size() && how == "checkpoint" {
-		off, how = 0, "head (checkpoint beyond end)"
 	}
 	f.Key = key
 	f.fpReady = true
@@ -552,51 +1046,84 @@ func (t *Tailer) settle(f *File, now time.Time) error {
 
 func (t *Tailer) twin(f *File, k fpKey) *File {
 	for _, g := range t.order {
-		if g != f && g.fpReady && g.Key.FP == k.fp && g.Key.FPLen == k.len {
+		if g != f && g.fd != nil && g.fpReady && g.Key.FP == k.fp && g.Key.FPLen == k.len {
 			return g
 		}
 	}
 	return nil
 }
 
-// resumeUnclaimed reopens files the checkpoint knows that no glob matches
-// any more (rotated away while the adapter was down) and reads them to
-// their end.
+// resumeUnclaimed finds the files the checkpoint knows that no glob
+// matched (rotated away while the adapter was down) by identity — at their
+// last path or among its rotated names, or as the copy copytruncate made —
+// and reads them to their end. What cannot be found is logged.
 func (t *Tailer) resumeUnclaimed() {
 	for _, r := range t.store.Unclaimed() {
 		key, err := r.Key()
 		if err != nil {
 			continue
 		}
-		fd, err := os.Open(r.Path)
-		if err != nil {
+		if t.files[devIno{key.Dev, key.Ino}] != nil && !r.Closed {
+			// the inode is followed with other content (truncated while
+			// the adapter was down): its rest is in the copy, if any
+			if path, fd := t.findCopy(key, r.Path); fd != nil {
+				t.follow(fd, path, key, r.Offset, "copy of a file truncated while the adapter was down")
+				continue
+			}
+			t.log.Warn("tail: a file known from the checkpoint was truncated while the adapter was down and no copy of it was found; its unread rest is lost",
+				"path", r.Path, "offset", r.Offset)
 			continue
 		}
-		st, err := fd.Stat()
-		sys, _ := st.Sys().(*syscall.Stat_t)
-		if err != nil || sys == nil || uint64(sys.Dev) != key.Dev || sys.Ino != key.Ino {
-			fd.Close()
+		path, fd := t.findFile(key, r.Path)
+		how := "rotated away while the adapter was down"
+		if fd == nil {
+			if path, fd = t.findCopy(key, r.Path); fd != nil {
+				how = "copy of a file truncated while the adapter was down"
+			}
+		}
+		if fd == nil {
+			if r.Closed {
+				t.log.Debug("tail: a file read to its end is gone", "path", r.Path)
+			} else {
+				t.log.Warn("tail: cannot find a file known from the checkpoint (rotated away and removed while the adapter was down?); its unread rest, if any, is lost",
+					"path", r.Path, "offset", r.Offset)
+			}
 			continue
 		}
-		f := &File{Path: r.Path, fd: fd, dev: key.Dev, ino: key.Ino, growth: time.Now()}
-		if fp, n, ok := t.fingerprint(f, key.FPLen); !ok || fp != key.FP || n != key.FPLen {
-			fd.Close()
+		if st, err := fd.Stat(); err == nil && st.Size() <= r.Offset {
+			fd.Close() // nothing left to read
 			continue
 		}
-		di := devIno{key.Dev, key.Ino}
-		if t.files[di] != nil {
-			fd.Close()
-			continue
-		}
-		f.Key, f.fpReady, f.opened = key, true, true
-		f.consumed, f.readOff, f.startOff = r.Offset, r.Offset, r.Offset
-		f.Pos = t.store.Track(key, r.Path, r.Offset)
-		f.gone, f.goneAt = true, time.Now()
-		t.files[di] = f
-		t.order = append(t.order, f)
-		t.h.Opened(f)
-		t.log.Info("tail: finishing a rotated file known from the checkpoint", "path", r.Path, "from", r.Offset)
+		t.follow(fd, path, key, r.Offset, how)
 	}
+}
+
+// follow starts reading an opened file that is out of the globs (or will be
+// found by them under its identity) from off, as a rotated file.
+func (t *Tailer) follow(fd *os.File, path string, key checkpoint.Key, off int64, how string) {
+	st, err := fd.Stat()
+	if err != nil {
+		fd.Close()
+		return
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	di := devIno{uint64(sys.Dev), sys.Ino}
+	if t.files[di] != nil {
+		fd.Close()
+		return
+	}
+	key.Dev, key.Ino = di.dev, di.ino
+	now := time.Now()
+	f := &File{Path: path, fd: fd, dev: di.dev, ino: di.ino, growth: now, lastSeen: now, rotated: true, size: st.Size()}
+	f.Key, f.fpReady, f.opened = key, true, true
+	f.consumed, f.readOff, f.startOff = off, off, off
+	f.Pos = t.store.Track(key, path, off)
+	f.gone, f.goneAt = !Match(t.cfg.Include, t.cfg.Exclude, path), now
+	t.files[di] = f
+	t.order = append(t.order, f)
+	t.open++
+	t.h.Opened(f)
+	t.log.Info("tail: finishing a file known from the checkpoint", "path", path, "from", off, "because", how)
 }
 
 // readAll reads a chunk from every file and closes drained rotated files.
@@ -604,6 +1131,9 @@ func (t *Tailer) readAll(ctx context.Context, stop <-chan struct{}) (progress bo
 	now := time.Now()
 	for i := 0; i < len(t.order); i++ {
 		f := t.order[i]
+		if f.fd == nil {
+			continue // parked
+		}
 		if !f.fpReady {
 			// a new or truncated file whose first line is not complete yet
 			if now.Sub(f.lastTry) >= t.cfg.PollInterval {
@@ -679,14 +1209,12 @@ func (t *Tailer) close(f *File) {
 	if f.Pos != nil {
 		t.store.Retire(f.Pos, f.consumed)
 	}
-	f.fd.Close()
-	delete(t.files, devIno{f.dev, f.ino})
-	for i, g := range t.order {
-		if g == f {
-			t.order = append(t.order[:i], t.order[i+1:]...)
-			break
-		}
+	if f.fd != nil {
+		f.fd.Close()
+		f.fd = nil
+		t.open--
 	}
+	t.remove(f)
 	t.log.Info("tail: closed rotated file after shipping it", "path", f.Path, "offset", f.consumed)
 }
 
@@ -850,18 +1378,30 @@ func (t *Tailer) flushAll() error {
 
 func (t *Tailer) closeAll() {
 	for _, f := range t.order {
-		f.fd.Close()
+		if f.fd != nil {
+			f.fd.Close()
+			f.fd = nil
+		}
 	}
 	t.files = map[devIno]*File{}
 	t.order = nil
+	t.open = 0
+	t.publish()
 }
 
 func (t *Tailer) publish() {
 	snap := make([]fileRef, 0, len(t.order))
+	parked := 0
 	for _, f := range t.order {
+		if f.fd == nil {
+			parked++
+			continue
+		}
 		snap = append(snap, fileRef{path: f.Path, fd: f.fd, pos: f.Pos})
 	}
 	t.mu.Lock()
 	t.snap = snap
+	t.stats.FilesOpen = int64(t.open)
+	t.stats.FilesParked = int64(parked)
 	t.mu.Unlock()
 }
