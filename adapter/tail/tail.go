@@ -163,6 +163,16 @@ type Tailer struct {
 	mu    sync.Mutex
 	stats Stats
 	snap  []fileRef
+	known map[devIno]bool // the files followed, as of the last scan (for the holder)
+	held  map[devIno]heldFD
+}
+
+// heldFD is a file the holder opened while the main loop was busy (blocked
+// by the output's backpressure): holding it open keeps its data readable
+// even if logrotate deletes it before the main loop gets to it.
+type heldFD struct {
+	fd   *os.File
+	path string
 }
 
 type truncRec struct {
@@ -196,7 +206,7 @@ func New(cfg Config, store *checkpoint.Store, h Handler, log *slog.Logger) *Tail
 		cfg.MaxOpenFiles = DefaultMaxOpenFiles()
 	}
 	return &Tailer{cfg: cfg, store: store, h: h, log: log, files: map[devIno]*File{}, truncated: map[fpKey]truncRec{},
-		initial: true, wake: make(chan struct{}, 1), warned: map[string]time.Time{}}
+		initial: true, wake: make(chan struct{}, 1), warned: map[string]time.Time{}, known: map[devIno]bool{}, held: map[devIno]heldFD{}}
 }
 
 // DefaultMaxOpenFiles is half the process's open-file limit (at least 16):
@@ -280,6 +290,10 @@ func (t *Tailer) Run(ctx context.Context, stop <-chan struct{}) error {
 	}
 	t.initial = false
 	t.resumeUnclaimed()
+	holderStop := make(chan struct{})
+	holderDone := make(chan struct{})
+	go t.holder(holderStop, holderDone)
+	defer func() { close(holderStop); <-holderDone }()
 	nextScan := time.Now().Add(t.cfg.ScanInterval)
 	timer := time.NewTimer(t.cfg.PollInterval)
 	defer timer.Stop()
@@ -330,6 +344,76 @@ func (t *Tailer) Run(ctx context.Context, stop <-chan struct{}) error {
 			}
 		}
 	}
+}
+
+// holder lists the globs on its own, every ScanInterval, and opens the
+// files the main loop does not follow yet, so that a file created and
+// rotated away (or deleted) while the main loop is blocked on a slow
+// output is still held open, and read when the loop comes to it.
+func (t *Tailer) holder(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	defer func() {
+		t.mu.Lock()
+		for di, h := range t.held {
+			h.fd.Close()
+			delete(t.held, di)
+		}
+		t.mu.Unlock()
+	}()
+	tk := time.NewTicker(t.cfg.ScanInterval)
+	defer tk.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tk.C:
+		}
+		var paths []string
+		for _, p := range t.cfg.Include {
+			m, _ := Glob(p)
+			paths = append(paths, m...)
+		}
+		for _, path := range paths {
+			if !Match(t.cfg.Include, t.cfg.Exclude, path) {
+				continue
+			}
+			st, err := os.Stat(path)
+			if err != nil || !st.Mode().IsRegular() {
+				continue
+			}
+			sys := st.Sys().(*syscall.Stat_t)
+			di := devIno{uint64(sys.Dev), sys.Ino}
+			t.mu.Lock()
+			skip := t.known[di] || t.held[di].fd != nil || int(t.stats.FilesOpen)+len(t.held) >= t.cfg.MaxOpenFiles || len(t.held) >= 256
+			t.mu.Unlock()
+			if skip {
+				continue
+			}
+			fd, err := os.Open(path)
+			if err != nil {
+				continue
+			}
+			if fst, err := fd.Stat(); err != nil || !os.SameFile(st, fst) {
+				fd.Close()
+				continue
+			}
+			t.mu.Lock()
+			t.held[di] = heldFD{fd, path}
+			t.mu.Unlock()
+		}
+	}
+}
+
+// takeHeld returns the files the holder opened (and forgets them).
+func (t *Tailer) takeHeld() map[devIno]heldFD {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.held) == 0 {
+		return nil
+	}
+	h := t.held
+	t.held = map[devIno]heldFD{}
+	return h
 }
 
 func (t *Tailer) watch(w *fsnotify.Watcher) {
@@ -512,6 +596,21 @@ func (t *Tailer) scan(now time.Time) error {
 			}
 		} else if now.Sub(f.lastSeen) > t.forgetAfter() {
 			t.lostParked(f, now)
+		}
+	}
+	// files the holder opened while this loop was busy: adopt them (they
+	// may be gone from every listing by now)
+	for di, h := range t.takeHeld() {
+		if t.files[di] != nil {
+			h.fd.Close()
+			continue
+		}
+		t.adopt(h.fd, h.path, di, now)
+		for i, p := range fresh {
+			if p.di == di {
+				fresh = append(fresh[:i], fresh[i+1:]...)
+				break
+			}
 		}
 	}
 	for _, f := range grown {
@@ -730,11 +829,20 @@ func (t *Tailer) openNew(path string, di devIno, now time.Time) {
 		fd.Close() // replaced between stat and open: next scan
 		return
 	}
+	t.adopt(fd, path, di, now)
+}
+
+// adopt follows an opened file; one that left the globs (or was deleted)
+// since it was opened is read to its end as a rotated file.
+func (t *Tailer) adopt(fd *os.File, path string, di devIno, now time.Time) {
 	f := &File{Path: path, fd: fd, dev: di.dev, ino: di.ino, growth: now, lastSeen: now}
 	t.files[di] = f
 	t.order = append(t.order, f)
 	t.open++
 	t.log.Info("tail: following file", "path", path, "inode", di.ino)
+	if st, err := os.Stat(path); err != nil || st.Sys().(*syscall.Stat_t).Ino != di.ino {
+		t.locate(f, now)
+	}
 }
 
 // check handles one file's state changes: deletion, truncation, identity.
@@ -1000,10 +1108,10 @@ func (t *Tailer) settle(f *File, now time.Time) error {
 	var off int64
 	how := "head"
 	if c, ok := t.store.Lookup(key); ok {
+		// same device, inode and first line: the same file, even when it
+		// is shorter than the offset (a copy that started past its end
+		// because the original was read further than the copy holds)
 		off, how = c, "checkpoint"
-		if st, err := f.fd.Stat(); err == nil && off > st.Size() {
-			off, how = 0, "head (checkpoint beyond end)"
-		}
 	} else if r, ok := t.truncated[fk]; ok && r.di != (devIno{f.dev, f.ino}) {
 		// the copy of a file that was then truncated: continue where the
 		// original stopped (past the copy's end if the original was read
@@ -1017,18 +1125,16 @@ func (t *Tailer) settle(f *File, now time.Time) error {
 		off, how = r.Offset, "copy of a file known from the checkpoint"
 		f.rotated = true
 	} else if g := t.twin(f, fk); g != nil {
-		// a copy of a file still being read (copytruncate in progress?):
-		// wait for the original to be truncated, or take its position
+		// a copy of a file still being read (copytruncate in progress):
+		// wait until the original is truncated or closed, then carry on
+		// where it stopped. Taking its position now would read twice what
+		// the original still reads up to its truncation; a copy whose
+		// original is never truncated holds nothing the original does not.
 		if f.waitSince.IsZero() {
 			f.waitSince = now
 			t.log.Info("tail: file looks like a copy of another; waiting", "path", f.Path, "original", g.Path)
-			return nil
 		}
-		if now.Sub(f.waitSince) < t.cfg.RotateWait {
-			return nil
-		}
-		off, how = g.consumed, "copy of a live file"
-		f.rotated = true
+		return nil
 	} else if t.initial && !t.cfg.ReadFromHead {
 		off, how = f.size, "end"
 	}
@@ -1058,6 +1164,23 @@ func (t *Tailer) twin(f *File, k fpKey) *File {
 // last path or among its rotated names, or as the copy copytruncate made —
 // and reads them to their end. What cannot be found is logged.
 func (t *Tailer) resumeUnclaimed() {
+	// the newest file found under a rotated name: files rotated after it
+	// were created and rotated away while the adapter was down
+	var newest time.Time
+	newestPath := ""
+	defer func() {
+		if newestPath != "" {
+			t.resumeNewer(newestPath, newest)
+		}
+	}()
+	note := func(fd *os.File, path, was string) {
+		if path == was {
+			return
+		}
+		if st, err := fd.Stat(); err == nil && st.ModTime().After(newest) {
+			newest, newestPath = st.ModTime(), was
+		}
+	}
 	for _, r := range t.store.Unclaimed() {
 		key, err := r.Key()
 		if err != nil {
@@ -1067,6 +1190,7 @@ func (t *Tailer) resumeUnclaimed() {
 			// the inode is followed with other content (truncated while
 			// the adapter was down): its rest is in the copy, if any
 			if path, fd := t.findCopy(key, r.Path); fd != nil {
+				note(fd, path, r.Path)
 				t.follow(fd, path, key, r.Offset, "copy of a file truncated while the adapter was down")
 				continue
 			}
@@ -1090,11 +1214,44 @@ func (t *Tailer) resumeUnclaimed() {
 			}
 			continue
 		}
+		note(fd, path, r.Path)
 		if st, err := fd.Stat(); err == nil && st.Size() <= r.Offset {
 			fd.Close() // nothing left to read
 			continue
 		}
 		t.follow(fd, path, key, r.Offset, how)
+	}
+}
+
+// resumeNewer reads from their heads the rotated names of live that are
+// newer than since and that nothing follows: files the application started
+// and logrotate rotated away while the adapter was down.
+func (t *Tailer) resumeNewer(live string, since time.Time) {
+	for _, p := range siblings(live) {
+		st, err := os.Stat(p)
+		if err != nil || !st.Mode().IsRegular() || !st.ModTime().After(since) || st.Size() == 0 {
+			continue
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if t.files[devIno{uint64(sys.Dev), sys.Ino}] != nil {
+			continue
+		}
+		fd, err := os.Open(p)
+		if err != nil {
+			t.warnEvery("open "+p, "tail: cannot open file", "path", p, "err", err)
+			continue
+		}
+		fp, n, ok := fingerprintFD(fd, t.cfg.FingerprintBytes, 0, true)
+		if !ok {
+			fd.Close()
+			continue
+		}
+		key := checkpoint.Key{Dev: uint64(sys.Dev), Ino: sys.Ino, FP: fp, FPLen: n}
+		off := int64(0)
+		if c, ok := t.store.Lookup(key); ok {
+			off = c
+		}
+		t.follow(fd, p, key, off, "created and rotated away while the adapter was down")
 	}
 }
 
@@ -1205,6 +1362,10 @@ func (t *Tailer) drainGone(f *File) error {
 func (t *Tailer) close(f *File) {
 	if f.opened {
 		t.h.Closing(f)
+	}
+	if f.fpReady {
+		// a copy of it found later carries on where it stopped
+		t.truncated[fpKey{f.Key.FP, f.Key.FPLen}] = truncRec{off: f.consumed, at: time.Now(), di: devIno{f.dev, f.ino}, path: f.Path}
 	}
 	if f.Pos != nil {
 		t.store.Retire(f.Pos, f.consumed)
@@ -1399,7 +1560,12 @@ func (t *Tailer) publish() {
 		}
 		snap = append(snap, fileRef{path: f.Path, fd: f.fd, pos: f.Pos})
 	}
+	known := make(map[devIno]bool, len(t.files))
+	for di := range t.files {
+		known[di] = true
+	}
 	t.mu.Lock()
+	t.known = known
 	t.snap = snap
 	t.stats.FilesOpen = int64(t.open)
 	t.stats.FilesParked = int64(parked)
