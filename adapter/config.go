@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sidecarkit/sidecarkit/adapter/normalize"
 	"github.com/sidecarkit/sidecarkit/adapter/parse"
+	"github.com/sidecarkit/sidecarkit/adapter/pipeline"
 	"github.com/sidecarkit/sidecarkit/shared/config"
 
 	// --timezone must resolve IANA names in the FROM-scratch image, which
@@ -31,6 +33,7 @@ type Config struct {
 	MLTimeout    time.Duration
 	MLMaxLines   int
 	Timezone     string
+	TSLayouts    []string // [GLOB=]PATTERN
 	DefaultLevel string
 	Host         string
 	Pod          string
@@ -85,6 +88,7 @@ func Bind(l *config.Loader, c *Config) {
 	l.String(&c.MLContinue, "multiline-continue", "", "regular expression matching lines that continue the record before them")
 	l.Duration(&c.MLTimeout, "multiline-timeout", time.Second, "ship a held multiline record after this long without a new line")
 	l.Int(&c.MLMaxLines, "multiline-max-lines", 500, "cut a multiline record after this many lines")
+	l.Strings(&c.TSLayouts, "timestamp-layout", nil, "timestamp layouts tried first, [GLOB=]PATTERN, first match wins: yy/MM/dd HH:mm:ss (Spark), yyMMdd HHmmss (HDFS), or a Go layout")
 	l.String(&c.Timezone, "timezone", "UTC", "time zone of timestamps that carry none (IANA name, e.g. Europe/Berlin, or Local)")
 	l.String(&c.DefaultLevel, "default-level", "INFO", "level of lines that carry none")
 	l.String(&c.Host, "host", "", "host.name of every document (default: the hostname)")
@@ -169,6 +173,9 @@ func Validate(l *config.Loader, c *Config) error {
 		if _, err := parse.NewMultiline(preset, c.MLStart, c.MLContinue, c.MLMaxLines, c.MaxLineBytes); err != nil {
 			p.Add("multiline", c.Multiline, "%v", err)
 		}
+	}
+	if _, err := layouts(c.TSLayouts); err != nil {
+		p.Add("timestamp-layout", strings.Join(c.TSLayouts, ","), "%v", err)
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		p.Add("timezone", c.Timezone, "unknown time zone: %v", err)
@@ -266,4 +273,24 @@ func redact(u string) string {
 		return u
 	}
 	return pu.Redacted()
+}
+
+// layouts reads --timestamp-layout: [GLOB=]PATTERN entries.
+func layouts(specs []string) ([]pipeline.Layout, error) {
+	var out []pipeline.Layout
+	for _, s := range specs {
+		glob, pat := "", s
+		if g, p, ok := strings.Cut(s, "="); ok {
+			glob, pat = g, p
+			if _, err := filepath.Match(glob, ""); err != nil {
+				return nil, fmt.Errorf("%q: bad glob: %v", s, err)
+			}
+		}
+		l, err := normalize.Layout(pat)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pipeline.Layout{Glob: glob, Layout: l})
+	}
+	return out, nil
 }

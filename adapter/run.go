@@ -60,6 +60,10 @@ func run(ctx context.Context, rt *app.Runtime, c *Config, docs io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("%w: timezone %q: %v", app.ErrConfig, c.Timezone, err)
 	}
+	tsl, err := layouts(c.TSLayouts)
+	if err != nil {
+		return fmt.Errorf("%w: timestamp-layout: %v", app.ErrConfig, err)
+	}
 	host := c.Host
 	if host == "" {
 		host, _ = os.Hostname()
@@ -130,6 +134,7 @@ func run(ctx context.Context, rt *app.Runtime, c *Config, docs io.Writer) error 
 		Index: c.ESIndex, DataStream: c.ESStream,
 		BatchDocs: c.BatchDocs, BatchBytes: c.BatchBytes, FlushInterval: c.FlushInterval,
 		QueueBatches: c.QueueBatches, Senders: senders, Retry: retry, MaxLineBytes: c.MaxLineBytes,
+		Layouts: tsl,
 	}, sink, store, m, rt.Log)
 	tcfg := tail.Config{
 		Include: c.Paths, Exclude: c.Exclude, ReadFromHead: c.ReadFrom == "head",

@@ -23,11 +23,15 @@ type Options struct {
 	Namespace    string
 	Container    string
 	Static       [][2]string // extra top-level fields, in order
+	// Layout is a Go time layout tried first (--timestamp-layout; see
+	// Layout to convert yy/MM/dd-style patterns).
+	Layout string
 }
 
 // Encoder writes documents. It caches the last timestamp it parsed, so it
 // is per goroutine.
 type Encoder struct {
+	layout   string
 	loc      *time.Location
 	defLevel []byte
 	fixed    []byte   // `,"host":...}` — closes the document
@@ -48,7 +52,7 @@ const (
 
 // NewEncoder prepares an encoder.
 func NewEncoder(o Options) *Encoder {
-	e := &Encoder{loc: o.Location, defLevel: []byte(strings.ToUpper(o.DefaultLevel))}
+	e := &Encoder{layout: o.Layout, loc: o.Location, defLevel: []byte(strings.ToUpper(o.DefaultLevel))}
 	if e.loc == nil {
 		e.loc = time.UTC
 	}
@@ -242,6 +246,13 @@ func (e *Encoder) appendTime(dst *[]byte, raw []byte, kind parse.Kind, now time.
 		src = q[1 : len(q)-1]
 	}
 	e.lastRaw = append(e.lastRaw[:0], raw...)
+	if e.layout != "" {
+		if t, ok := parseLayout(e.layout, string(src), e.loc, now); ok {
+			e.lastOut, e.lastOK = AppendTime(e.lastOut[:0], t), true
+			*dst = append(*dst, e.lastOut...)
+			return true
+		}
+	}
 	if e.loc == time.UTC {
 		if out, ok := isoUTC(e.lastOut[:0], src); ok {
 			e.lastOut, e.lastOK = out, true
@@ -275,6 +286,9 @@ var levelAliases = map[string]string{
 // appendLevel writes the level upper-cased, with common aliases folded
 // (warning→WARN, err→ERROR, ...).
 func appendLevel(dst, lvl []byte, kind parse.Kind) []byte {
+	if kind == parse.Quoted && bytes.IndexByte(lvl, '\\') < 0 {
+		kind = parse.String // a JSON or logfmt string without escapes: normalise it too
+	}
 	if kind != parse.String || len(lvl) > 16 {
 		return appendValue(dst, lvl, kind)
 	}

@@ -1,6 +1,8 @@
 package normalize
 
 import (
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -25,7 +27,9 @@ var layouts = []string{
 	"2006-01-02T15:04:05.999999999-0700",
 	"2006-01-02 15:04:05.999999999 -0700 MST", // Go's time.String
 	"20060102T150405Z",
-	"060102 15:04:05", // MySQL
+	"060102 15:04:05",  // MySQL
+	"06/01/02 15:04:05", // Spark (log4j yy/MM/dd HH:mm:ss)
+	"060102 150405",     // HDFS (yyMMdd HHmmss)
 }
 
 // ParseTime reads a timestamp in one of many layouts: ISO 8601 / RFC 3339
@@ -42,20 +46,66 @@ func ParseTime(b []byte, loc *time.Location, now time.Time) (time.Time, bool) {
 	}
 	s := string(b)
 	for _, l := range layouts {
-		t, err := time.ParseInLocation(l, s, loc)
-		if err != nil {
-			continue
+		if t, ok := parseLayout(l, s, loc, now); ok {
+			return t, true
 		}
-		if t.Year() == 0 { // no year in the layout
-			n := now.In(loc)
-			t = time.Date(n.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), loc)
-			if t.After(n.Add(48 * time.Hour)) {
-				t = t.AddDate(-1, 0, 0)
-			}
-		}
-		return t, true
 	}
 	return time.Time{}, false
+}
+
+func parseLayout(l, s string, loc *time.Location, now time.Time) (time.Time, bool) {
+	t, err := time.ParseInLocation(l, s, loc)
+	if err != nil {
+		return time.Time{}, false
+	}
+	if t.Year() == 0 { // no year in the layout
+		n := now.In(loc)
+		t = time.Date(n.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), loc)
+		if t.After(n.Add(48 * time.Hour)) {
+			t = t.AddDate(-1, 0, 0)
+		}
+	}
+	return t, true
+}
+
+// Layout turns a timestamp pattern into a Go time layout: Go layouts
+// (2006-01-02 15:04:05) are returned as they are; Java/log4j-style
+// patterns (yyyy-MM-dd HH:mm:ss.SSS, yy/MM/dd HH:mm:ss, yyMMdd HHmmss) are
+// converted. It fails on a pattern that holds no date or time field.
+func Layout(p string) (string, error) {
+	if strings.Contains(p, "2006") || strings.Contains(p, "15:04") || strings.Contains(p, "Jan") || strings.Contains(p, "06") && strings.Contains(p, "01") {
+		return p, nil
+	}
+	repl := []struct{ from, to string }{
+		{"yyyy", "2006"}, {"yy", "06"}, {"MMMM", "January"}, {"MMM", "Jan"}, {"MM", "01"}, {"dd", "02"}, {"d", "2"},
+		{"HH", "15"}, {"hh", "03"}, {"mm", "04"}, {"ss", "05"}, {"SSSSSSSSS", "000000000"}, {"SSSSSS", "000000"}, {"SSS", "000"},
+		{"a", "PM"}, {"XXX", "Z07:00"}, {"Z", "-0700"}, {"EEE", "Mon"},
+	}
+	var out strings.Builder
+	fields := 0
+	for i := 0; i < len(p); {
+		matched := false
+		for _, r := range repl {
+			if strings.HasPrefix(p[i:], r.from) {
+				out.WriteString(r.to)
+				i += len(r.from)
+				matched, fields = true, fields+1
+				break
+			}
+		}
+		if !matched {
+			c := p[i]
+			if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' {
+				return "", fmt.Errorf("timestamp pattern %q: unknown letter %q", p, c)
+			}
+			out.WriteByte(c)
+			i++
+		}
+	}
+	if fields == 0 {
+		return "", fmt.Errorf("timestamp pattern %q has no date or time field", p)
+	}
+	return out.String(), nil
 }
 
 func num(b []byte) (int, bool) {

@@ -81,9 +81,9 @@ func (Combined) Parse(line []byte, r *Record) error {
 	} else if len(req) > 0 {
 		r.Add(kURL, req, Quoted)
 	}
-	r.Add(kStatus, status, String)
+	r.Add(kStatus, status, numKind(status)) // numbers in the document
 	if !nilValue(size) {
-		r.Add(kBytes, size, String)
+		r.Add(kBytes, size, numKind(size))
 	}
 	if ref, rest, ok := quoted(b); ok {
 		if !nilValue(ref) {
@@ -119,4 +119,17 @@ func quoted(b []byte) (v, rest []byte, ok bool) {
 		rest = rest[1:]
 	}
 	return v, rest, true
+}
+
+// numKind is Raw (a JSON number) for plain digits, String otherwise.
+func numKind(b []byte) Kind {
+	if len(b) == 0 || len(b) > 18 || (len(b) > 1 && b[0] == '0') {
+		return String
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return String
+		}
+	}
+	return Raw
 }

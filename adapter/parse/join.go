@@ -100,12 +100,32 @@ type Multiline struct {
 	MaxBytes int // ... or this many bytes (0: unlimited)
 }
 
-// Presets for common stack traces. Each treats an indented line (and the
-// language's own continuation lines) as part of the record before it.
+// recordStart matches the prefix a log record starts with: a timestamp in
+// the common layouts (ISO 8601, Go's log, syslog, Java's SimpleFormatter,
+// Spark's yy/MM/dd, HDFS's yyMMdd HHmmss, klog, epoch) or a level
+// (INFO:, [WARN], ERROR ...). Every other line — stack frames, exception
+// lines of any class name, multi-line messages, blank lines — belongs to the
+// record before it: grouping follows what starts a record instead of
+// guessing every shape a continuation can take.
+const recordStart = `^(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}[T ]\d{1,2}:\d{2}` +
+	`|\d{2}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}` +
+	`|\d{6} \d{6}\b` +
+	`|[IWEF]\d{4} \d{2}:\d{2}:\d{2}` +
+	`|(Mon|Tue|Wed|Thu|Fri|Sat|Sun),? (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ` +
+	`|(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]?\d,? (\d{4} )?\d{1,2}:\d{2}:\d{2}` +
+	`|\d{1,2}[-/ ](Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[-/ ]\d{4}` +
+	`|\[\d{4}-\d{2}-\d{2}` +
+	`|\d{10}(\.\d+)?\s` +
+	`|\{"` +
+	`|\[?(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|SEVERE|CRITICAL|FATAL)(\]|:|\s)` +
+	`)`
+
+// Presets: the record start, plus the lines a language's runtime writes
+// itself at the start of its own records (an uncaught exception, a panic).
 var presets = map[string][2]string{
-	"java":   {`^\S`, `^(\s|Caused by:|Suppressed:|\.\.\. \d+ (more|common frames omitted)|[a-zA-Z_$][\w$]*(\.[a-zA-Z_$][\w$]*)+(Exception|Error|Throwable)(:|$))`},
-	"python": {`^\S`, `^(\s|Traceback \(most recent call last\):|During handling of the above exception|The above exception was the direct cause|[A-Za-z_][\w.]*(Error|Exception|Warning|Exit|Interrupt|StopIteration)\b)`},
-	"go":     {`^\S`, `^(\s|$|goroutine \d+ \[|[\w./*()\-\[\]]+\(.*\)$|created by |exit status \d+|\[signal |panic: |\[recovered\])`},
+	"java":   {recordStart[:len(recordStart)-1] + `|Exception in thread "[^"]*" )`, ``},
+	"python": {recordStart, ``},
+	"go":     {recordStart[:len(recordStart)-1] + `|panic: |fatal error: |SIGQUIT: |SIGABRT: |unexpected fault address )`, ``},
 }
 
 // NewMultiline builds a Multiline from a preset name (java, python, go) or
@@ -168,6 +188,7 @@ func NewGroup(m *Multiline, now func() time.Time) *Group { return &Group{m: m, n
 
 // Feed implements Joiner.
 func (g *Group) Feed(line []byte, start, end int64, emit Emit) {
+	line = trimCR(line)
 	if g.lines > 0 && !g.m.Starts(line) && g.lines < g.m.MaxLines && (g.m.MaxBytes <= 0 || len(g.buf)+1+len(line) <= g.m.MaxBytes) {
 		g.buf = append(g.buf, '\n')
 		g.buf = append(g.buf, line...)

@@ -160,9 +160,24 @@ func (Legacy) Parse(line []byte, r *Record) error {
 		i++
 	}
 	rest := line[i:]
-	parseKV(rest, r) // a msg= pair becomes the message
+	head := rest
+	if nl := indexNL(head); nl >= 0 {
+		// a multi-line record (stack trace): pairs come from its first
+		// line only, not from frames and exception text
+		head = head[:nl]
+	}
+	parseKV(head, r) // a msg= pair becomes the message
 	if r.Message == nil {
 		r.Message = rest
 	}
 	return nil
+}
+
+func indexNL(b []byte) int {
+	for i, c := range b {
+		if c == '\n' {
+			return i
+		}
+	}
+	return -1
 }

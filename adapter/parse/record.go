@@ -103,7 +103,7 @@ func New(name, pattern string) (Parser, error) {
 type None struct{}
 
 // Parse implements Parser.
-func (None) Parse(line []byte, r *Record) error { r.Message = line; return nil }
+func (None) Parse(line []byte, r *Record) error { r.Message = trimCR(line); return nil }
 
 // assign routes well-known keys to the record's top-level slots; it reports
 // whether key was one of them.
@@ -114,7 +114,7 @@ func assign(r *Record, k, v []byte, kind Kind) bool {
 			r.Time, r.TimeKind = v, kind
 			return true
 		}
-	case "level", "lvl", "severity", "loglevel", "log_level", "levelname":
+	case "level", "lvl", "severity", "loglevel", "log_level", "levelname", "log.level":
 		if r.Level == nil {
 			r.Level, r.LevelKind = v, kind
 			return true

@@ -41,6 +41,7 @@ func NewRegex(pattern string) (*Regex, error) {
 
 // Parse implements Parser.
 func (p *Regex) Parse(line []byte, r *Record) error {
+	line = trimCR(line)
 	m := p.re.FindSubmatchIndex(line)
 	if m == nil {
 		return fail("regex: no match")

@@ -54,6 +54,15 @@ type Config struct {
 	Senders          int
 	Retry            backoff.Policy
 	MaxLineBytes     int
+	// Layouts: per-path timestamp layouts (Go layouts), first match wins;
+	// "" Glob matches every path.
+	Layouts []Layout
+}
+
+// Layout is a timestamp layout for the paths matching Glob.
+type Layout struct {
+	Glob   string
+	Layout string
 }
 
 // Pipeline is the running adapter core.
@@ -89,6 +98,7 @@ type fileState struct {
 	idPfx   []byte
 	emitFn  parse.Emit
 	holding bool
+	enc     *normalize.Encoder // this path's own encoder (a --timestamp-layout), else nil
 }
 
 // New builds a pipeline.
@@ -256,6 +266,14 @@ func (p *Pipeline) Opened(f *tail.File) {
 			st.joiner = parse.NewGroup(r.Multiline, now)
 		}
 		st.emitFn = func(rec []byte, start, end int64) { p.emit(st, rec, start, end) }
+		for _, l := range p.cfg.Layouts {
+			if l.Glob == "" || matchPath(l.Glob, f.Path) {
+				o := p.cfg.Encoder
+				o.Layout = l.Layout
+				st.enc = normalize.NewEncoder(o)
+				break
+			}
+		}
 		f.State = st
 	}
 	st.meta = normalize.FileMeta(f.Path)
@@ -263,6 +281,14 @@ func (p *Pipeline) Opened(f *tail.File) {
 	fmt.Fprintf(h, "%d/%d/%x/%d", f.Key.Dev, f.Key.Ino, f.Key.FP, f.Key.FPLen)
 	st.idPfx = strconv.AppendUint(st.idPfx[:0], h.Sum64(), 16)
 	st.idPfx = append(st.idPfx, '-')
+}
+
+func matchPath(glob, path string) bool {
+	if ok, _ := filepath.Match(glob, path); ok {
+		return true
+	}
+	ok, _ := filepath.Match(glob, filepath.Base(path))
+	return ok
 }
 
 func (p *Pipeline) rule(path string) Rule {
@@ -380,7 +406,11 @@ func (p *Pipeline) emit(st *fileState, raw []byte, start, end int64) {
 	} else if p.rec.Message == nil {
 		p.rec.Message = raw
 	}
-	p.doc = p.enc.Append(p.doc[:0], &p.rec, raw, perr, st.meta, start, b.Created)
+	enc := p.enc
+	if st.enc != nil {
+		enc = st.enc
+	}
+	p.doc = enc.Append(p.doc[:0], &p.rec, raw, perr, st.meta, start, b.Created)
 	it := bulk.Item{Start: len(b.Buf)}
 	b.Buf = p.appendAction(b.Buf, p.doc, st.idPfx, start)
 	it.Doc = len(b.Buf)

@@ -1194,8 +1194,10 @@ func (t *Tailer) resumeUnclaimed() {
 				t.follow(fd, path, key, r.Offset, "copy of a file truncated while the adapter was down")
 				continue
 			}
-			t.log.Warn("tail: a file known from the checkpoint was truncated while the adapter was down and no copy of it was found; its unread rest is lost",
-				"path", r.Path, "offset", r.Offset)
+			if r.Offset > 0 {
+				t.log.Warn("tail: a file known from the checkpoint was truncated while the adapter was down and no copy of it was found; its unread rest is lost",
+					"path", r.Path, "offset", r.Offset)
+			}
 			continue
 		}
 		path, fd := t.findFile(key, r.Path)
@@ -1422,6 +1424,18 @@ func (t *Tailer) read(f *File, budget int) (int, error) {
 			}
 		}
 		n, err := f.fd.ReadAt(f.buf[len(f.buf):cap(f.buf)], f.readOff)
+		if n > 0 && f.fpReady {
+			// copytruncate may have cut and refilled the file while this
+			// loop was blocked on the output: bytes read at the old offset
+			// would then be another file's. A first line still the same
+			// after the read means the read saw the old content.
+			if fp, m, ok := t.fingerprint(f, f.Key.FPLen); ok && (fp != f.Key.FP || m != f.Key.FPLen) {
+				if err := t.truncate(f, time.Now()); err != nil {
+					return total, err
+				}
+				return total, nil
+			}
+		}
 		if n < cap(f.buf)-len(f.buf) {
 			f.atEOF = true
 		}
