@@ -397,4 +397,3 @@ loop:
 	}
 	return res
 }
-
