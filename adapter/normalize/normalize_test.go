@@ -138,3 +138,47 @@ func FuzzParseTime(f *testing.F) {
 		}
 	})
 }
+
+func TestQuotedLevelsAreNormalisedToo(t *testing.T) {
+	// JSON and logfmt strings arrive as Quoted
+	for in, want := range map[string]string{"warning": `"WARN"`, "err": `"ERROR"`, "Information": `"INFO"`, "a\\\"b": `"a\"b"`} {
+		if got := string(appendLevel(nil, []byte(in), parse.Quoted)); got != want {
+			t.Errorf("quoted level %q → %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestSparkAndHDFSTimestampsAndLayouts(t *testing.T) {
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for in, want := range map[string]string{
+		"17/06/09 20:10:40": "2017-06-09T20:10:40Z", // Spark
+		"081109 203615":     "2008-11-09T20:36:15Z", // HDFS
+	} {
+		ts, ok := ParseTime([]byte(in), time.UTC, now)
+		if !ok || ts.Format(time.RFC3339) != want {
+			t.Errorf("ParseTime(%q) = %v %v, want %s", in, ts, ok, want)
+		}
+	}
+	for pat, want := range map[string]string{
+		"yy/MM/dd HH:mm:ss":       "06/01/02 15:04:05",
+		"yyMMdd HHmmss":           "060102 150405",
+		"yyyy-MM-dd HH:mm:ss.SSS": "2006-01-02 15:04:05.000",
+		"2006-01-02 15:04":        "2006-01-02 15:04",
+	} {
+		if got, err := Layout(pat); err != nil || got != want {
+			t.Errorf("Layout(%q) = %q, %v; want %q", pat, got, err, want)
+		}
+	}
+	if _, err := Layout("qq"); err == nil {
+		t.Error("Layout accepted a pattern without fields")
+	}
+	// a layout given for a path wins over the guesses: dd/MM/yy is not yy/MM/dd
+	l, _ := Layout("dd/MM/yy HH:mm:ss")
+	e := NewEncoder(Options{Location: time.UTC, Layout: l})
+	var r parse.Record
+	r.Time, r.Message = []byte("09/06/17 20:10:40"), []byte("x")
+	doc := string(e.Append(nil, &r, []byte("x"), nil, FileMeta("/a"), 0, now))
+	if !strings.Contains(doc, `"@timestamp":"2017-06-09T20:10:40Z"`) {
+		t.Errorf("with --timestamp-layout dd/MM/yy: %s", doc)
+	}
+}

@@ -207,3 +207,64 @@ func TestRegex(t *testing.T) {
 		t.Error("unknown parser accepted")
 	}
 }
+
+func TestCRLFIsStrippedByRegexAndNone(t *testing.T) {
+	re, err := NewRegex(`^(?P<time>\S+) (?P<level>\w+) (?P<message>.*)$`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustParse(t, re, "2024-01-15T14:32:01Z INFO served\r")
+	if string(r.Message) != "served" {
+		t.Errorf("regex message %q", r.Message)
+	}
+	if r := mustParse(t, None{}, "plain line\r"); string(r.Message) != "plain line" {
+		t.Errorf("none message %q", r.Message)
+	}
+}
+
+func TestJSONECSLogLevel(t *testing.T) {
+	r := mustParse(t, JSON{}, `{"@timestamp":"2024-01-15T14:32:01Z","log.level":"warning","message":"m"}`)
+	if string(r.Level) != "warning" {
+		t.Errorf("log.level not read as the level: %q %v", r.Level, fields(r))
+	}
+}
+
+func TestCombinedStatusAndBytesAreNumbers(t *testing.T) {
+	r := mustParse(t, Combined{}, `127.0.0.1 - - [15/Jan/2024:14:32:01 +0000] "GET / HTTP/1.1" 200 512 "-" "curl"`)
+	for _, f := range r.Fields {
+		if (string(f.Key) == "http.response.status_code" || string(f.Key) == "http.response.body.bytes") && f.Kind != Raw {
+			t.Errorf("%s is %v, want a number (Raw)", f.Key, f.Kind)
+		}
+	}
+	r = mustParse(t, Combined{}, `127.0.0.1 - - [15/Jan/2024:14:32:01 +0000] "GET / HTTP/1.1" 304 - "-" "curl"`)
+	if _, ok := fields(r)["http.response.body.bytes"]; ok {
+		t.Error("bytes '-' kept")
+	}
+}
+
+func TestLegacyTakesPairsFromTheFirstLineOnly(t *testing.T) {
+	rec := "2024-01-15 14:32:01 ERROR order_id=7 failed\njava.lang.IllegalStateException: state=broken x=1\n\tat a.b(C.java:1)"
+	r := mustParse(t, Legacy{}, rec)
+	f := fields(r)
+	if f["order_id"] != "7" || f["state"] != "" || f["x"] != "" {
+		t.Errorf("fields %v: want order_id only", f)
+	}
+}
+
+func TestMultilineRecordStartsAtTheTimestamp(t *testing.T) {
+	m, err := NewMultiline("java", "", "", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "2024-01-15 14:32:01.123 ERROR [main] App - failed\r\ncom.shop.App$Ledger$Broken: ledger broken\r\nsecond line of the message\r\n\tat com.shop.App.main(App.java:5)\r\nCaused by: com.shop.App$Oops\r\n\t... 1 more\r\n2024-01-15 14:32:02.000 INFO [main] App - next\r"
+	g := NewGroup(m, time.Now)
+	var recs []string
+	emit := func(rec []byte, s, e int64) { recs = append(recs, string(rec)) }
+	for i, l := range strings.Split(text, "\n") {
+		g.Feed([]byte(l), int64(i), int64(i+1), emit)
+	}
+	g.Flush(emit)
+	if len(recs) != 2 || strings.Contains(recs[0], "\r") || !strings.HasSuffix(recs[0], "... 1 more") {
+		t.Fatalf("records %q", recs)
+	}
+}

@@ -1424,7 +1424,7 @@ func (t *Tailer) read(f *File, budget int) (int, error) {
 			}
 		}
 		n, err := f.fd.ReadAt(f.buf[len(f.buf):cap(f.buf)], f.readOff)
-		if n > 0 && f.fpReady {
+		if n > 0 && f.fpReady && f.Key.FPLen > 0 {
 			// copytruncate may have cut and refilled the file while this
 			// loop was blocked on the output: bytes read at the old offset
 			// would then be another file's. A first line still the same

@@ -327,3 +327,78 @@ func TestRotatedAwayFileKnownFromTheCheckpointIsFinished(t *testing.T) {
 		t.Fatalf("lines %q, want the rest of the rotated file", got)
 	}
 }
+
+// More files than --max-open-files: every file is read exactly once, idle
+// ones are closed and reopened by identity when they grow.
+func TestMaxOpenFilesReadsEveryFileOnce(t *testing.T) {
+	dir := t.TempDir()
+	var fs []*os.File
+	for i := 0; i < 60; i++ {
+		f, _ := os.Create(filepath.Join(dir, fmt.Sprintf("f%02d.log", i)))
+		appendLines(t, f, fmt.Sprintf("f%02d", i), 0, 5)
+		fs = append(fs, f)
+	}
+	rec, tl := run(t, Config{Include: []string{filepath.Join(dir, "*.log")}, MaxOpenFiles: 8}, nil)
+	got := rec.waitFor(t, 300)
+	if len(got) != 300 {
+		t.Fatalf("read %d lines of 300", len(got))
+	}
+	if n := tl.Stats().FilesOpen; n > 8 {
+		t.Errorf("%d files open, cap 8", n)
+	}
+	for i, f := range fs { // they grow: reopened by identity, read on from where they were
+		appendLines(t, f, fmt.Sprintf("f%02d", i), 5, 7)
+		f.Close()
+	}
+	got = rec.waitFor(t, 420)
+	for i := range fs {
+		expectOnce := 0
+		for _, l := range got {
+			if strings.HasPrefix(l, fmt.Sprintf("f%02d ", i)) {
+				expectOnce++
+			}
+		}
+		if expectOnce != 7 {
+			t.Errorf("file %d: %d lines, want 7", i, expectOnce)
+		}
+	}
+	if len(got) != 420 {
+		t.Errorf("%d lines, want 420", len(got))
+	}
+}
+
+// logrotate renaming .N → .N+1 between the listing and the stat: a file
+// missing from one listing keeps its identity and offset.
+func TestFileMissingFromAListingIsNotReadAgain(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	f, _ := os.Create(path)
+	appendLines(t, f, "line", 0, 100)
+	f.Close()
+	rec, _ := run(t, Config{Include: []string{path + "*"}}, nil)
+	rec.waitFor(t, 100)
+	for i := 1; i <= 20; i++ { // renamed again and again within the globs
+		os.Rename(fmt.Sprintf("%s.%d", path, i-1), fmt.Sprintf("%s.%d", path, i))
+		if i == 1 {
+			os.Rename(path, path+".1")
+		}
+		time.Sleep(7 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	expectExactly(t, rec.snapshot(), "line", 100)
+}
+
+func TestGlobReportsListingErrors(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.log"), nil, 0o644)
+	if m, err := Glob(filepath.Join(dir, "*.log")); err != nil || len(m) != 1 {
+		t.Fatalf("Glob = %v, %v", m, err)
+	}
+	if m, err := Glob(filepath.Join(dir, "missing", "*.log")); err != nil || len(m) != 0 {
+		t.Fatalf("missing dir: %v, %v (no match is not an error)", m, err)
+	}
+	f := filepath.Join(dir, "a.log")
+	if _, err := Glob(filepath.Join(f, "*.log")); err != nil {
+		t.Fatalf("a file as a directory: %v", err)
+	}
+}
