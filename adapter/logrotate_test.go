@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,7 +121,46 @@ func TestLogrotateNothingLostNothingDoubled(t *testing.T) {
 	}
 }
 
-var seqRe = regexp.MustCompile(`seq=(\d+) `)
+// eachSeq calls fn with the sequence number of every complete line of
+// path that holds "seq=N " (streaming: the files are large).
+func eachSeq(path string, whole bool, fn func(seq int, line []byte)) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	for {
+		line, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			for err == bufio.ErrBufferFull { // not one of ours: skip it
+				_, err = r.ReadSlice('\n')
+			}
+			continue
+		}
+		if err != nil {
+			return // EOF: a last line without newline is still being written
+		}
+		i := bytes.Index(line, []byte("seq="))
+		if i < 0 {
+			continue
+		}
+		j := i + 4
+		k := 0
+		for j < len(line) && line[j] >= '0' && line[j] <= '9' {
+			k = k*10 + int(line[j]-'0')
+			j++
+		}
+		if j == i+4 || j >= len(line) || line[j] != ' ' {
+			continue
+		}
+		if whole {
+			fn(k, line[:len(line)-1])
+		} else {
+			fn(k, nil)
+		}
+	}
+}
 
 func runLogrotateCombo(t *testing.T, logrotate string, vl *testenv.VictoriaLogs, c lrCombo, dur time.Duration) *lrResult {
 	res := &lrResult{combo: c}
@@ -270,12 +308,11 @@ loop:
 		files, _ := filepath.Glob(filepath.Join(archive, "*.log"))
 		files = append(files, path)
 		for _, p := range files {
-			b, _ := os.ReadFile(p)
-			for _, m := range seqRe.FindAllSubmatch(b, -1) {
-				if k, err := strconv.Atoi(string(m[1])); err == nil && k < total {
+			eachSeq(p, false, func(k int, _ []byte) {
+				if k < total {
 					avail[k] = true
 				}
-			}
+			})
 		}
 	}
 	for _, a := range avail {
@@ -284,51 +321,56 @@ loop:
 		}
 	}
 
-	// let both adapters catch up: the counts stop moving
-	fileSeqs := func() []int {
-		b, _ := os.ReadFile(out)
-		var seqs []int
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			if !json.Valid(line) {
-				fail("file output holds invalid JSON: %.200s", line)
-				continue
-			}
-			if m := seqRe.FindSubmatch(line); m != nil {
-				k, _ := strconv.Atoi(string(m[1]))
-				seqs = append(seqs, k)
-			}
-		}
-		return seqs
-	}
-	vlSeqs := func() []int {
-		var seqs []int
-		for _, l := range vl.Query(t, fmt.Sprintf(`run:%s | fields seq`, run)) {
-			var r struct{ Seq string }
-			if json.Unmarshal([]byte(l), &r) == nil {
-				k, _ := strconv.Atoi(r.Seq)
-				seqs = append(seqs, k)
-			}
-		}
-		return seqs
-	}
-	settle := func(get func() []int) []int {
+	// let both adapters catch up: the counts stop moving (cheap probes:
+	// the output file's size, VictoriaLogs' count), then read every seq once
+	settle := func(probe func() int) {
 		deadline := time.Now().Add(150 * time.Second)
 		last, since := -1, time.Now()
 		for {
-			s := get()
-			if len(s) != last {
-				last, since = len(s), time.Now()
-			} else if len(s) >= res.available && time.Since(since) > 3*time.Second || time.Since(since) > 20*time.Second || time.Now().After(deadline) {
-				return s
+			n := probe()
+			if n != last {
+				last, since = n, time.Now()
+			} else if time.Since(since) > 5*time.Second || time.Now().After(deadline) {
+				return
 			}
 			time.Sleep(time.Second)
 		}
 	}
-	fs := settle(fileSeqs)
-	vs := settle(vlSeqs)
+	catchUp := time.Now().Add(150 * time.Second)
+	var fs []int
+	for {
+		settle(func() int {
+			st, err := os.Stat(out)
+			if err != nil {
+				return -1
+			}
+			return int(st.Size())
+		})
+		fs = fs[:0]
+		eachSeq(out, false, func(k int, _ []byte) { fs = append(fs, k) })
+		if len(fs) >= res.available || time.Now().After(catchUp) {
+			break
+		}
+	}
+	eachSeq(out, true, func(k int, line []byte) {
+		if !json.Valid(line) {
+			fail("file output holds invalid JSON: %.200s", line)
+		}
+	})
+	for {
+		settle(func() int { n, _ := counts(t, vl, run); return n })
+		if n, _ := counts(t, vl, run); n >= res.available || time.Now().After(catchUp) {
+			break
+		}
+	}
+	var vs []int
+	for _, l := range vl.Query(t, fmt.Sprintf(`run:%s | fields seq`, run)) {
+		var r struct{ Seq string }
+		if json.Unmarshal([]byte(l), &r) == nil {
+			k, _ := strconv.Atoi(r.Seq)
+			vs = append(vs, k)
+		}
+	}
 	if !c.crash {
 		res.metricRot = af.metric(t, "sidecarkit_adapter_rotations_total")
 		res.metricTrunc = af.metric(t, "sidecarkit_adapter_truncations_total")
