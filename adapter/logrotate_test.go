@@ -337,6 +337,21 @@ loop:
 		}
 	}
 	catchUp := time.Now().Add(150 * time.Second)
+	missing := func(seqs []int) int {
+		got := make([]bool, total)
+		for _, k := range seqs {
+			if k >= 0 && k < total {
+				got[k] = true
+			}
+		}
+		n := 0
+		for k, a := range avail {
+			if a && !got[k] {
+				n++
+			}
+		}
+		return n
+	}
 	var fs []int
 	for {
 		settle(func() int {
@@ -348,7 +363,7 @@ loop:
 		})
 		fs = fs[:0]
 		eachSeq(out, false, func(k int, _ []byte) { fs = append(fs, k) })
-		if len(fs) >= res.available || time.Now().After(catchUp) {
+		if missing(fs) == 0 || time.Now().After(catchUp) {
 			break
 		}
 	}
@@ -357,18 +372,19 @@ loop:
 			fail("file output holds invalid JSON: %.200s", line)
 		}
 	})
+	var vs []int
 	for {
 		settle(func() int { n, _ := counts(t, vl, run); return n })
-		if n, _ := counts(t, vl, run); n >= res.available || time.Now().After(catchUp) {
-			break
+		vs = vs[:0]
+		for _, l := range vl.Query(t, fmt.Sprintf(`run:%s | fields seq`, run)) {
+			var r struct{ Seq string }
+			if json.Unmarshal([]byte(l), &r) == nil {
+				k, _ := strconv.Atoi(r.Seq)
+				vs = append(vs, k)
+			}
 		}
-	}
-	var vs []int
-	for _, l := range vl.Query(t, fmt.Sprintf(`run:%s | fields seq`, run)) {
-		var r struct{ Seq string }
-		if json.Unmarshal([]byte(l), &r) == nil {
-			k, _ := strconv.Atoi(r.Seq)
-			vs = append(vs, k)
+		if missing(vs) == 0 || time.Now().After(catchUp) {
+			break
 		}
 	}
 	if !c.crash {
