@@ -80,6 +80,14 @@ type Config struct {
 	// listener (Istio's port naming / appProtocol): never sniffed.
 	InboundHTTPPorts []string
 
+	// Istio resources (package istio): a directory of VirtualService,
+	// DestinationRule, ... YAML files translated into routes, clusters and
+	// listener policies, and the workload they are read for.
+	IstioConfig    string // --istio-config DIR ("" = none)
+	IstioNamespace string // the workload's namespace (short host names, policy selection)
+	IstioLabels    string // the workload's labels, k=v,k=v (selectors)
+	IstioCerts     string // directory with cert-chain.pem, key.pem, root-cert.pem (PeerAuthentication, ISTIO_MUTUAL)
+
 	Listeners []Listener               `yaml:"listeners"`
 	Routes    []Route                  `yaml:"routes"`
 	Clusters  []upstream.ClusterConfig `yaml:"clusters"`
@@ -261,6 +269,10 @@ func Bind(l *skconfig.Loader, c *Config) {
 	l.String(&c.PathEscapedSlashes, "path-escaped-slashes", pathnorm.Keep, "%2F and %5C in a path (BASE, MERGE_SLASHES): keep (forwarded encoded) or reject (400)")
 	l.Strings(&c.InboundHTTPPorts, "inbound-http-ports", nil, "app ports declared HTTP on inbound listeners (comma-separated): never sniffed, non-HTTP bytes get 400")
 	l.Bool(&c.Pprof, "pprof", false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin port")
+	l.String(&c.IstioConfig, "istio-config", "", "directory of Istio resources (VirtualService, DestinationRule, Sidecar, ServiceEntry, PeerAuthentication, AuthorizationPolicy, RequestAuthentication) translated into routes, clusters and listener policies; reloaded on change")
+	l.String(&c.IstioNamespace, "istio-namespace", "default", "the workload's namespace for the Istio resources (short host names, policy selection)")
+	l.String(&c.IstioLabels, "istio-labels", "", "the workload's pod labels for Istio selectors, key=value,key=value")
+	l.String(&c.IstioCerts, "istio-certs", "", "directory with the workload's cert-chain.pem, key.pem and root-cert.pem (Istio's layout) for PeerAuthentication and ISTIO_MUTUAL")
 	l.Section(&c.Listeners, "listeners", "listeners (name, address, direction, transparent, target, cluster, protocol, sni); default derived from the flags")
 	l.Section(&c.Routes, "routes", "HTTP routes (name, listeners, match{hosts,path,headers,port}, cluster, header add/remove, max_request_body_bytes, timeout)")
 	l.Section(&c.Clusters, "clusters", "upstream clusters (name, endpoints, protocol)")
@@ -463,7 +475,7 @@ func Validate(c *Config) error {
 		}
 	}
 
-	if len(c.Listeners) == 0 && c.Mode == ModeExplicit && c.App == "" && c.Upstream == "" && len(c.Routes) == 0 {
+	if len(c.Listeners) == 0 && c.Mode == ModeExplicit && c.App == "" && c.Upstream == "" && len(c.Routes) == 0 && c.IstioConfig == "" {
 		p.Addf("nothing to do: set --app (inbound), --upstream or routes (outbound), --mode transparent, or listeners")
 	}
 	listeners := map[string]Listener{}

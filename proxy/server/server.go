@@ -23,6 +23,7 @@ import (
 	"github.com/sidecarkit/sidecarkit/proxy/direct"
 	"github.com/sidecarkit/sidecarkit/proxy/h1"
 	"github.com/sidecarkit/sidecarkit/proxy/httpproxy"
+	"github.com/sidecarkit/sidecarkit/proxy/istio"
 	"github.com/sidecarkit/sidecarkit/proxy/listener"
 	"github.com/sidecarkit/sidecarkit/proxy/mtls"
 	"github.com/sidecarkit/sidecarkit/proxy/route"
@@ -30,16 +31,45 @@ import (
 	"github.com/sidecarkit/sidecarkit/proxy/stats"
 	"github.com/sidecarkit/sidecarkit/proxy/upstream"
 	"github.com/sidecarkit/sidecarkit/shared/app"
+	skconfig "github.com/sidecarkit/sidecarkit/shared/config"
 )
 
 // Helper returns the proxy's app.Helper. args and env are the process's;
 // they are kept to reload the configuration file when it changes.
 func Helper(args, env []string) app.Helper[config.Config] {
 	h := config.Helper()
+	// Istio resources (--istio-config) are translated and merged into the
+	// configuration before it is validated, run or reloaded.
+	h.Validate = func(_ *skconfig.Loader, c *config.Config) error {
+		mc, err := istio.Load(c)
+		if err != nil {
+			return err
+		}
+		return config.Validate(mc)
+	}
 	h.Run = func(ctx context.Context, rt *app.Runtime, c *config.Config) error {
-		return Run(ctx, rt, c, Options{
+		mc, err := istio.Load(c)
+		if err != nil {
+			return fmt.Errorf("%w: %v", app.ErrConfig, err)
+		}
+		var dirs []string
+		if c.IstioConfig != "" {
+			dirs = append(dirs, c.IstioConfig)
+		}
+		return Run(ctx, rt, mc, Options{
 			ConfigPath: rt.ConfigPath,
-			Reload:     func() (*config.Config, error) { return config.Reparse(args, env) },
+			WatchDirs:  dirs,
+			Reload: func() (*config.Config, error) {
+				nc, err := config.Reparse(args, env)
+				if err != nil {
+					return nil, err
+				}
+				mc, err := istio.Load(nc)
+				if err != nil {
+					return nil, err
+				}
+				return mc, config.Validate(mc)
+			},
 		})
 	}
 	return h
@@ -49,6 +79,7 @@ func Helper(args, env []string) app.Helper[config.Config] {
 type Options struct {
 	ConfigPath string                         // watched for changes ("" = no reload)
 	Reload     func() (*config.Config, error) // loads and validates the configuration again
+	WatchDirs  []string                       // more directories whose changes reload (--istio-config)
 	// Ready, when set, receives the bound listener addresses once all listen
 	// (tests use it with port 0).
 	Ready func(map[string]net.Addr)

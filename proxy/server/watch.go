@@ -16,7 +16,11 @@ import (
 // symlink-swapped ConfigMap volumes are seen, and reacts only to events
 // on the file or on what it resolves to (other files there are ignored). It returns a stop function.
 func (s *Server) watch(ctx context.Context) func() {
-	if s.opts.ConfigPath == "" || s.opts.Reload == nil {
+	dirs := append([]string(nil), s.opts.WatchDirs...)
+	if s.opts.ConfigPath != "" {
+		dirs = append(dirs, filepath.Dir(s.opts.ConfigPath))
+	}
+	if len(dirs) == 0 || s.opts.Reload == nil {
 		return func() {}
 	}
 	w, err := fsnotify.NewWatcher()
@@ -24,11 +28,12 @@ func (s *Server) watch(ctx context.Context) func() {
 		s.log.Warn("config reload disabled: cannot watch", "path", s.opts.ConfigPath, "err", err)
 		return func() {}
 	}
-	dir := filepath.Dir(s.opts.ConfigPath)
-	if err := w.Add(dir); err != nil {
-		w.Close()
-		s.log.Warn("config reload disabled: cannot watch", "dir", dir, "err", err)
-		return func() {}
+	for _, dir := range dirs {
+		if err := w.Add(dir); err != nil {
+			w.Close()
+			s.log.Warn("config reload disabled: cannot watch", "dir", dir, "err", err)
+			return func() {}
+		}
 	}
 	// Only the file itself counts: its name, or (ConfigMap volumes, other
 	// symlinks) the file it resolves to changing — not any file in the
