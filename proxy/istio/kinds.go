@@ -4,10 +4,10 @@ import (
 	"sort"
 	"strings"
 
-	networking "istio.io/api/networking/v1alpha3"
-	security "istio.io/api/security/v1beta1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
 )
 
 // Kinds the proxy reads, with the API groups and versions it accepts.
