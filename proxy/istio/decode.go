@@ -32,8 +32,52 @@ type Resource struct {
 	spec *yaml.Node // the spec mapping, for line numbers
 }
 
-// ID is "Kind namespace/name".
-func (r *Resource) ID() string { return r.Kind + " " + r.Namespace + "/" + r.Name }
+// ID is "Kind namespace/name" ("Kind name" before a namespace is known).
+func (r *Resource) ID() string {
+	if r.Namespace == "" {
+		return r.Kind + " " + r.Name
+	}
+	return r.Kind + " " + r.Namespace + "/" + r.Name
+}
+
+// jsonValue turns a YAML node into values encoding/json can write: mapping
+// keys become strings (portLevelMtls has numeric keys), aliases resolve.
+func jsonValue(n *yaml.Node) (any, error) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			v, err := jsonValue(n.Content[i+1])
+			if err != nil {
+				return nil, err
+			}
+			m[n.Content[i].Value] = v
+		}
+		return m, nil
+	case yaml.SequenceNode:
+		l := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := jsonValue(c)
+			if err != nil {
+				return nil, err
+			}
+			l = append(l, v)
+		}
+		return l, nil
+	case yaml.AliasNode:
+		return jsonValue(n.Alias)
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil, nil
+		}
+		return jsonValue(n.Content[0])
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return nil, fmt.Errorf("line %d: %v", n.Line, err)
+	}
+	return v, nil
+}
 
 // Problem is one thing wrong or not supported in a resource, located by file,
 // line and field path.
@@ -220,8 +264,8 @@ func decodeObject(file string, n *yaml.Node) ([]*Resource, Problems) {
 	if bad {
 		return nil, ps
 	}
-	var v any
-	if err := spec.Decode(&v); err != nil {
+	v, err := jsonValue(spec)
+	if err != nil {
 		return nil, append(ps, Problem{File: file, Line: spec.Line, Resource: r.ID(), Path: "spec", Msg: err.Error()})
 	}
 	js, err := json.Marshal(v)
