@@ -72,7 +72,7 @@ var supported = map[string][]string{
 		"selector.matchLabels", "mtls.mode", "portLevelMtls{}.mode",
 	},
 	KindAuthorizationPolicy: {
-		"selector.matchLabels", "action", "provider.name",
+		"selector.matchLabels", "action",
 		"rules[].from[].source.principals[]", "rules[].from[].source.notPrincipals[]",
 		"rules[].from[].source.requestPrincipals[]", "rules[].from[].source.notRequestPrincipals[]",
 		"rules[].from[].source.namespaces[]", "rules[].from[].source.notNamespaces[]",

@@ -144,7 +144,7 @@ spec:
   action: CUSTOM
   provider: {name: opa}
   rules: [{}]
-`, []string{"spec.action: CUSTOM (external authorization) is not supported"}},
+`, []string{"spec.action: CUSTOM (external authorization) is not supported", "spec.provider: not supported"}},
 		{"consistent hash, SIMPLE tls", `
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
