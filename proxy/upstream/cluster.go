@@ -29,6 +29,9 @@ type Deps struct {
 	Resolver interface {
 		LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
 	}
+	// Kubernetes feeds clusters with a kubernetes: source (nil: such a
+	// cluster is an error).
+	Kubernetes KubernetesEndpoints
 }
 
 // Cluster is a set of upstream endpoints with pooled connections, load
@@ -146,6 +149,14 @@ func New(cfg ClusterConfig, d Deps) (*Cluster, error) {
 		}
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); c.runConsul(ctx, w) }()
+	case cfg.Kubernetes != nil:
+		if d.Kubernetes == nil {
+			stop()
+			c.closeTLS()
+			return nil, errNoKubernetes(cfg.Name)
+		}
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.runKubernetes(ctx, *cfg.Kubernetes, d.Kubernetes) }()
 	default:
 		c.setEndpoints(cfg.Endpoints)
 	}

@@ -35,6 +35,8 @@ type ClusterConfig struct {
 	Endpoints []EndpointConfig `yaml:"endpoints,omitempty"`
 	DNS       *DNSConfig       `yaml:"dns,omitempty"`
 	Consul    *ConsulConfig    `yaml:"consul,omitempty"`
+	// Kubernetes: a Service's EndpointSlices (kubernetes.go).
+	Kubernetes *KubernetesConfig `yaml:"kubernetes,omitempty"`
 
 	LBPolicy           string        `yaml:"lb_policy,omitempty"`       // round_robin (default) | least_request | random
 	Protocol           string        `yaml:"protocol,omitempty"`        // http1 (default) | http2
@@ -184,8 +186,12 @@ func (c *ClusterConfig) problems(p *config.Problems, at string) {
 	if c.Consul != nil {
 		sources++
 	}
+	if c.Kubernetes != nil {
+		sources++
+		c.Kubernetes.problems(func(k string, v any, msg string) { p.Add(at+k, v, "%s", msg) })
+	}
 	if sources != 1 {
-		p.Addf("%sendpoints/dns/consul: exactly one endpoint source is needed, got %d", at, sources)
+		p.Addf("%sendpoints/dns/consul/kubernetes: exactly one endpoint source is needed, got %d", at, sources)
 	}
 	for i, e := range c.Endpoints {
 		key := fmt.Sprintf("%sendpoints[%d]", at, i)
