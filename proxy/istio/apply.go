@@ -27,6 +27,9 @@ func OptionsFrom(c *config.Config) (Options, error) {
 		}
 		o.Labels[k] = v
 	}
+	if c.KubeDiscovery {
+		o.Endpoints = KubernetesEndpoints
+	}
 	if c.IstioCerts != "" {
 		o.Certs = mtls.Files{
 			CertFile: filepath.Join(c.IstioCerts, "cert-chain.pem"),
@@ -131,4 +134,45 @@ func Apply(c *config.Config, r *Result) error {
 		return fmt.Errorf("%s", strings.Join(errs, "\n"))
 	}
 	return nil
+}
+
+// KubernetesEndpoints is Options.Endpoints for Kubernetes discovery: a
+// service FQDN name.ns.svc.cluster.local becomes a kubernetes: endpoint
+// source; other hosts (ServiceEntries, external names) are left to the
+// ServiceEntry and DNS.
+func KubernetesEndpoints(fqdn string, port int) *upstream.ClusterConfig {
+	name, rest, ok := strings.Cut(fqdn, ".")
+	if !ok {
+		return nil
+	}
+	ns, rest, ok := strings.Cut(rest, ".")
+	if !ok || !strings.HasPrefix(rest, "svc.") || name == "" || ns == "" {
+		return nil
+	}
+	return &upstream.ClusterConfig{Kubernetes: &upstream.KubernetesConfig{Namespace: ns, Service: name, Port: port}}
+}
+
+// Scoped reports whether the workload has a Sidecar resource naming its
+// egress hosts (Kubernetes discovery then watches only the Services used).
+func Scoped(c *config.Config) bool {
+	if c.IstioConfig == "" {
+		return false
+	}
+	o, err := OptionsFrom(c)
+	if err != nil {
+		return false
+	}
+	rs, _ := LoadDir(c.IstioConfig)
+	t := &translator{o: o.withDefaults()}
+	var sc []*Resource
+	for _, r := range rs {
+		if r.Kind == KindSidecar {
+			if r.Namespace == "" {
+				r.Namespace = t.o.Namespace
+			}
+			sc = append(sc, r)
+		}
+	}
+	t.sidecar(sc)
+	return t.egress != nil
 }

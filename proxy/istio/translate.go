@@ -32,9 +32,9 @@ type Options struct {
 	// cert-chain.pem, key.pem, root-cert.pem), used for PeerAuthentication
 	// (inbound mTLS) and DestinationRule tls mode ISTIO_MUTUAL.
 	Certs mtls.Files
-	// Endpoints, when set, is asked for a host's endpoints before
-	// ServiceEntries and DNS (Kubernetes discovery). It returns a cluster
-	// with only the endpoint source set, or nil.
+	// Endpoints, when set, is asked for the endpoints of a host no
+	// ServiceEntry declares, before DNS (Kubernetes discovery). It returns
+	// a cluster with only the endpoint source set, or nil.
 	Endpoints func(fqdn string, port int) *upstream.ClusterConfig
 }
 
@@ -272,23 +272,6 @@ func (t *translator) visible(ns, host string) bool {
 	return false
 }
 
-// Visible reports whether a Sidecar's scope (from Translate's resources)
-// includes a Kubernetes service: for discovery to watch only those.
-func Visible(rs []*Resource, o Options, namespace, service string) bool {
-	t := &translator{o: o.withDefaults()}
-	var sc []*Resource
-	for _, r := range rs {
-		if r.Kind == KindSidecar {
-			if r.Namespace == "" {
-				r.Namespace = t.o.Namespace
-			}
-			sc = append(sc, r)
-		}
-	}
-	t.sidecar(sc)
-	return t.visible(namespace, service+"."+namespace+".svc."+t.o.Domain)
-}
-
 // ---- clusters ----
 
 func clusterName(fqdn string, port int) string {
@@ -336,12 +319,12 @@ func (t *translator) cluster(fqdn string, port int) string {
 }
 
 func (t *translator) endpoints(fqdn string, port int) *upstream.ClusterConfig {
-	if t.o.Endpoints != nil {
+	r, se := t.serviceEntryFor(fqdn)
+	if se == nil && t.o.Endpoints != nil {
 		if cc := t.o.Endpoints(fqdn, port); cc != nil {
 			return cc
 		}
 	}
-	r, se := t.serviceEntryFor(fqdn)
 	if se == nil {
 		return &upstream.ClusterConfig{DNS: &upstream.DNSConfig{Name: fqdn, Port: port}}
 	}

@@ -127,12 +127,16 @@ func (r *Registry) startView(ns string, svcTweak, sliceTweak, podTweak func(*met
 		go inf.Run(ctx.Done())
 		return inf
 	}
-	v.services = start(svcTweak, func(f informers.SharedInformerFactory) cache.SharedIndexInformer { return f.Core().V1().Services().Informer() })
+	v.services = start(svcTweak, func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
+		return f.Core().V1().Services().Informer()
+	})
 	v.slices = start(sliceTweak, func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
 		return f.Discovery().V1().EndpointSlices().Informer()
 	})
 	if podTweak != nil || ns == metav1.NamespaceAll {
-		v.pods = start(podTweak, func(f informers.SharedInformerFactory) cache.SharedIndexInformer { return f.Core().V1().Pods().Informer() })
+		v.pods = start(podTweak, func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
+			return f.Core().V1().Pods().Informer()
+		})
 	}
 	return v
 }
@@ -151,7 +155,9 @@ func (r *Registry) Subscribe(namespace, service string, port int, f func([]upstr
 	r.subs[k] = append(r.subs[k], s)
 	if r.scoped && r.views[k] == nil {
 		r.views[k] = r.startView(namespace,
-			func(o *metav1.ListOptions) { o.FieldSelector = fields.OneTermEqualSelector("metadata.name", service).String() },
+			func(o *metav1.ListOptions) {
+				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", service).String()
+			},
 			func(o *metav1.ListOptions) {
 				o.LabelSelector = labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: service}).String()
 			}, nil)

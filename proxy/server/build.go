@@ -61,7 +61,7 @@ func (s *Server) build(c *config.Config) (*httpproxy.Snapshot, error) {
 			snap.Clusters[cc.Name] = e.c
 			continue
 		}
-		cl, err := upstream.New(cc, upstream.Deps{Log: s.log, Registry: s.rt.Registry})
+		cl, err := upstream.New(cc, upstream.Deps{Log: s.log, Registry: s.rt.Registry, Kubernetes: s.opts.Kubernetes})
 		if err != nil {
 			for name, e := range next {
 				if old[name] != e {
