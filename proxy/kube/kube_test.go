@@ -70,7 +70,11 @@ type recorder struct {
 	got [][]upstream.EndpointConfig
 }
 
-func (r *recorder) f(eps []upstream.EndpointConfig) { r.mu.Lock(); r.got = append(r.got, eps); r.mu.Unlock() }
+func (r *recorder) f(eps []upstream.EndpointConfig) {
+	r.mu.Lock()
+	r.got = append(r.got, eps)
+	r.mu.Unlock()
+}
 func (r *recorder) last() []upstream.EndpointConfig {
 	r.mu.Lock()
 	defer r.mu.Unlock()
