@@ -107,8 +107,11 @@ func waitEndpoints(t *testing.T, r *recorder, want ...string) {
 // in-memory object tracker with real watch semantics) and against the real
 // apiserver in the integration test.
 func exerciseRegistry(t *testing.T, client kubernetes.Interface, scoped bool) {
+	exerciseRegistryIn(t, client, "shop", scoped)
+}
+
+func exerciseRegistryIn(t *testing.T, client kubernetes.Interface, ns string, scoped bool) {
 	ctx := context.Background()
-	ns := "shop"
 	mk := func(err error) {
 		t.Helper()
 		if err != nil {
