@@ -87,8 +87,6 @@ type Config struct {
 	IstioNamespace string // the workload's namespace (short host names, policy selection)
 	IstioLabels    string // the workload's labels, k=v,k=v (selectors)
 	IstioCerts     string // directory with cert-chain.pem, key.pem, root-cert.pem (PeerAuthentication, ISTIO_MUTUAL)
-	KubeDiscovery  bool   // endpoints of name.ns.svc hosts from the Kubernetes API (package kube)
-	Kubeconfig     string // kubeconfig file for it ("" = in-cluster service account)
 
 	Listeners []Listener               `yaml:"listeners"`
 	Routes    []Route                  `yaml:"routes"`
@@ -275,8 +273,6 @@ func Bind(l *skconfig.Loader, c *Config) {
 	l.String(&c.IstioNamespace, "istio-namespace", "default", "the workload's namespace for the Istio resources (short host names, policy selection)")
 	l.String(&c.IstioLabels, "istio-labels", "", "the workload's pod labels for Istio selectors, key=value,key=value")
 	l.String(&c.IstioCerts, "istio-certs", "", "directory with the workload's cert-chain.pem, key.pem and root-cert.pem (Istio's layout) for PeerAuthentication and ISTIO_MUTUAL")
-	l.Bool(&c.KubeDiscovery, "kube-discovery", false, "Istio destinations name.ns.svc.<domain> get their endpoints from Kubernetes Services and EndpointSlices (pod labels for subsets); scoped to the Sidecar's egress hosts")
-	l.String(&c.Kubeconfig, "kubeconfig", "", "kubeconfig for --kube-discovery (empty: the pod's service account)")
 	l.Section(&c.Listeners, "listeners", "listeners (name, address, direction, transparent, target, cluster, protocol, sni); default derived from the flags")
 	l.Section(&c.Routes, "routes", "HTTP routes (name, listeners, match{hosts,path,headers,port}, cluster, header add/remove, max_request_body_bytes, timeout)")
 	l.Section(&c.Clusters, "clusters", "upstream clusters (name, endpoints, protocol)")

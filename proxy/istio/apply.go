@@ -27,9 +27,6 @@ func OptionsFrom(c *config.Config) (Options, error) {
 		}
 		o.Labels[k] = v
 	}
-	if c.KubeDiscovery {
-		o.Endpoints = KubernetesEndpoints
-	}
 	if c.IstioCerts != "" {
 		o.Certs = mtls.Files{
 			CertFile: filepath.Join(c.IstioCerts, "cert-chain.pem"),

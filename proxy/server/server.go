@@ -24,7 +24,6 @@ import (
 	"github.com/sidecarkit/sidecarkit/proxy/h1"
 	"github.com/sidecarkit/sidecarkit/proxy/httpproxy"
 	"github.com/sidecarkit/sidecarkit/proxy/istio"
-	"github.com/sidecarkit/sidecarkit/proxy/kube"
 	"github.com/sidecarkit/sidecarkit/proxy/listener"
 	"github.com/sidecarkit/sidecarkit/proxy/mtls"
 	"github.com/sidecarkit/sidecarkit/proxy/route"
@@ -57,20 +56,9 @@ func Helper(args, env []string) app.Helper[config.Config] {
 		if c.IstioConfig != "" {
 			dirs = append(dirs, c.IstioConfig)
 		}
-		var kd upstream.KubernetesEndpoints
-		if c.KubeDiscovery {
-			client, err := kube.Client(c.Kubeconfig)
-			if err != nil {
-				return fmt.Errorf("%w: kubernetes discovery: %v", app.ErrConfig, err)
-			}
-			reg := kube.New(client, rt.Log, istio.Scoped(c))
-			defer reg.Close()
-			kd = reg
-		}
 		return Run(ctx, rt, mc, Options{
 			ConfigPath: rt.ConfigPath,
 			WatchDirs:  dirs,
-			Kubernetes: kd,
 			Reload: func() (*config.Config, error) {
 				nc, err := config.Reparse(args, env)
 				if err != nil {
