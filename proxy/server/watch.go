@@ -46,7 +46,11 @@ func (s *Server) watch(ctx context.Context) func() {
 		return t
 	}
 	name := filepath.Clean(s.opts.ConfigPath)
-	last := target()
+	dir := filepath.Dir(s.opts.ConfigPath)
+	last := ""
+	if s.opts.ConfigPath != "" {
+		last = target()
+	}
 	if last != "" && filepath.Dir(last) != dir {
 		// A symlink into another directory: watch that one too.
 		if err := w.Add(filepath.Dir(last)); err != nil {
@@ -54,6 +58,14 @@ func (s *Server) watch(ctx context.Context) func() {
 		}
 	}
 	relevant := func(ev fsnotify.Event) bool {
+		for _, d := range s.opts.WatchDirs { // --istio-config: any file there counts
+			if filepath.Clean(filepath.Dir(ev.Name)) == filepath.Clean(d) {
+				return true
+			}
+		}
+		if s.opts.ConfigPath == "" {
+			return false
+		}
 		if filepath.Clean(ev.Name) == name || last != "" && filepath.Clean(ev.Name) == last {
 			return true
 		}
