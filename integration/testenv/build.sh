@@ -16,6 +16,7 @@ pins=(
   "consul|v1.21.0|module"
   "vault|v1.19.5|module"
   "fortio|v1.68.2|install fortio.org/fortio"
+  "h2spec|v2.2.1+incompatible|install github.com/summerwind/h2spec/cmd/h2spec"
   "consul-template|v0.41.1|install github.com/hashicorp/consul-template"
   "helm|v3.19.5|install helm.sh/helm/v3/cmd/helm" # injector chart: helm lint / helm template
 )

@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -773,6 +774,15 @@ type countingBody struct {
 	err atomic.Pointer[error] // the transport may read the body on its own goroutine
 }
 
+// clientBodyError reports whether err reading a request body is the
+// client's doing: broken framing, a body cut short, a read timeout or a
+// reset. (Errors after the transport closed the body are not.)
+func clientBodyError(err error) bool {
+	var ne net.Error
+	return errors.Is(err, h1.ErrFraming) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.As(err, &ne) && ne.Timeout()
+}
+
 func (b *countingBody) bodyErr() error {
 	if b == nil {
 		return nil
@@ -786,7 +796,7 @@ func (b *countingBody) bodyErr() error {
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n.Add(int64(n))
-	if err != nil && err != io.EOF {
+	if err != nil && err != io.EOF && clientBodyError(err) {
 		b.err.CompareAndSwap(nil, &err)
 		return n, fmt.Errorf("%w: %w", upstream.ErrDownstream, err)
 	}

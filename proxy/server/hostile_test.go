@@ -358,3 +358,99 @@ func orNoneRaw(raw string) string {
 	}
 	return fmt.Sprintf("%d bytes", len(raw))
 }
+
+// TestSlowlorisFromFirstByte opens 500 connections that each send a
+// request one byte at a time from the first byte, while a probe keeps
+// asking for a page: every slow connection must be answered 408 and closed
+// (none becomes a raw TCP pipe), the probes must keep succeeding, and the
+// process's RSS must stay bounded.
+func TestSlowlorisFromFirstByte(t *testing.T) {
+	rec := startRecorder(t)
+	p := startProxy(t, "", "--app", rec.ln.Addr().String(), "--detect-timeout", "300ms", "--header-read-timeout", "3s", "--access-log=false")
+	addr := p.addrs["inbound"].String()
+	const n = 500
+	rss0 := rssBytes(t)
+	var wg sync.WaitGroup
+	results := make(chan int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				results <- -1
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			req := fmt.Sprintf("GET /slow%d HTTP/1.1\r\nHost: a\r\n", i)
+			for j := range len(req) {
+				if _, err := c.Write([]byte{req[j]}); err != nil {
+					break
+				}
+				time.Sleep(400 * time.Millisecond)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				results <- 0
+				return
+			}
+			results <- resp.StatusCode
+		}()
+	}
+	// Probes while the slow connections are open.
+	var peak int64
+	client := &http.Client{Timeout: 20 * time.Second}
+	var worst time.Duration
+	for range 10 {
+		time.Sleep(200 * time.Millisecond)
+		start := time.Now()
+		resp, err := client.Get(p.url("inbound") + "/probe")
+		if err != nil {
+			t.Fatalf("probe during the slowloris: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("probe status %d", resp.StatusCode)
+		}
+		worst = max(worst, time.Since(start))
+		peak = max(peak, rssBytes(t))
+	}
+	wg.Wait()
+	close(results)
+	count := map[int]int{}
+	for s := range results {
+		count[s]++
+	}
+	t.Logf("500 slow connections: results %v; probe worst latency %v; RSS %d MiB -> peak %d MiB", count, worst, rss0>>20, peak>>20)
+	if count[408] != n {
+		t.Errorf("want all %d slow connections answered 408, got %v", n, count)
+	}
+	_, reqs := rec.got()
+	for _, r := range reqs {
+		if strings.Contains(r, "/slow") {
+			t.Errorf("a slow request reached the upstream: %s", r)
+		}
+	}
+	// Bounded: well under 1 MiB per slow connection (the goroutines,
+	// buffers and sockets of both sides of the test live in this process).
+	if grow := peak - rss0; grow > n<<20 {
+		t.Errorf("RSS grew by %d MiB for %d slow connections", grow>>20, n)
+	}
+}
+
+func rssBytes(t *testing.T) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
