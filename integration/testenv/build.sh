@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # build.sh — builds the real servers the tests use (Vault, Consul, VictoriaLogs,
-# fortio, consul-template) from the Go module proxy into a cache directory
+# fortio, consul-template; etcd, CoreDNS and the Kubernetes v1.34.3 binaries
+# for the kube harness) from the Go module proxy into a cache directory
 # outside the work tree, and skips any whose pinned binary is already there.
 # Usage: build.sh [name...]   (default: all).  Cache: $SIDECARKIT_CACHE/bin.
 set -euo pipefail
@@ -19,6 +20,9 @@ pins=(
   "h2spec|v2.2.1+incompatible|install github.com/summerwind/h2spec/cmd/h2spec"
   "consul-template|v0.41.1|install github.com/hashicorp/consul-template"
   "helm|v3.19.5|install helm.sh/helm/v3/cmd/helm" # injector chart: helm lint / helm template
+  "etcd|v3.6.4|module"
+  "coredns|v1.12.4|install github.com/coredns/coredns"
+  "kubernetes|v1.34.3|kubernetes"
 )
 
 want=("$@")
@@ -37,12 +41,27 @@ for pin in "${pins[@]}"; do
       module)
         pkg=.
         [ "$name" = victorialogs ] && pkg=github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-logs
+        [ "$name" = etcd ] && pkg=go.etcd.io/etcd/server/v3
         (cd "$here/$name" && go build -trimpath -ldflags='-s -w' -o "$dest.tmp" "$pkg")
         ;;
       install*)
         gobin=$(mktemp -d)
         GOBIN=$gobin go install -trimpath -ldflags='-s -w' "${how#install }@$version"
         mv "$gobin"/* "$dest.tmp"; rm -rf "$gobin"
+        ;;
+      kubernetes)
+        # One go build of every command into a directory (kubernetes-vX/):
+        # they share most packages, so this is much cheaper than one by one.
+        # -X sets the real version (else they report v0.0.0-master).
+        ld="-s -w"
+        for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+          ld="$ld -X $p.gitVersion=$version -X $p.gitMajor=1 -X $p.gitMinor=34 -X $p.gitTreeState=clean -X $p.buildDate=2025-12-09T00:00:00Z"
+        done
+        rm -rf "$dest.tmp"; mkdir -p "$dest.tmp"
+        (cd "$here/kubernetes" && go build -trimpath -ldflags="$ld" -o "$dest.tmp/" \
+          k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+          k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet \
+          k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubectl)
         ;;
     esac
     mv "$dest.tmp" "$dest"
