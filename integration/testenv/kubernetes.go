@@ -841,6 +841,22 @@ conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeou
 }
 `, kubeDNSIP, k.inner)))
 	k.startProc("coredns", []string{coredns, "-conf", corefile}, httpOK("http://127.0.0.1:8181/ready"))
+	// Runs first at cleanup: what the cluster looked like when a test failed.
+	t.Cleanup(func() {
+		if t.Failed() {
+			pods, _ := k.KubectlErr("", "get", "pods", "-A", "-o", "wide")
+			ev, _ := k.KubectlErr("", "get", "events", "-A", "--sort-by=.lastTimestamp")
+			t.Logf("kubernetes: pods at failure:\n%s\nevents:\n%s", pods, lastLinesOf(ev, 40))
+		}
+	})
+}
+
+func lastLinesOf(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
 }
 
 func (k *Kubernetes) mustPair(name string, subj pkix.Name) (certPEM, keyPEM []byte) {
