@@ -454,3 +454,40 @@ func rssBytes(t *testing.T) int64 {
 	t.Fatal("no VmRSS")
 	return 0
 }
+
+// TestClientErrorsDoNotEject: malformed and aborted client bodies on an
+// outbound route are the client's fault — 20 of them must not eject the
+// only (healthy) endpoint, and a good request still reaches it.
+func TestClientErrorsDoNotEject(t *testing.T) {
+	rec := startRecorder(t)
+	yaml := `
+listeners:
+  - {name: outbound, address: 127.0.0.1:0, direction: outbound, cluster: rec}
+clusters:
+  - name: rec
+    endpoints: [{address: ` + rec.ln.Addr().String() + `}]
+    outlier_detection: {consecutive_5xx: 2, max_ejection_percent: 100, base_ejection_time: 1h, interval: 50ms}
+`
+	p := startProxy(t, yaml, "--access-log=false")
+	addr := p.addrs["outbound"].String()
+	for i := range 20 {
+		body := "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"
+		if i%2 == 1 {
+			body = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 50\r\n\r\nshort"
+		}
+		runHostile(t, addr, hostileCase{steps: append(send(body), step{data: "<FIN>"})})
+	}
+	s := *p.srv
+	s.mu.Lock()
+	cl := s.clusters["rec"].c
+	s.mu.Unlock()
+	for _, e := range cl.Endpoints() {
+		if e.Address == rec.ln.Addr().String() && e.Ejected {
+			t.Fatalf("client errors ejected the healthy endpoint: %+v", e)
+		}
+	}
+	rec.reset()
+	if st, _ := runHostile(t, addr, hostileCase{steps: send("GET /after HTTP/1.1\r\nHost: a\r\n\r\n")}); st != 200 {
+		t.Fatalf("good request after the client errors: status %d", st)
+	}
+}
