@@ -51,6 +51,7 @@ func Client(path string) (kubernetes.Interface, error) {
 		return nil, err
 	}
 	cfg.UserAgent = "sidecarkit-proxy"
+	cfg.QPS, cfg.Burst = 50, 100 // lists and watches only; client-go's default 5 would throttle the first sync
 	return kubernetes.NewForConfig(cfg)
 }
 
@@ -162,8 +163,19 @@ func (r *Registry) Subscribe(namespace, service string, port int, f func([]upstr
 				o.LabelSelector = labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: service}).String()
 			}, nil)
 	}
+	v := r.global
+	if r.scoped {
+		v = r.views[k]
+	}
 	r.mu.Unlock()
 	r.update(k)
+	// Events delivered during the initial list come before HasSynced turns
+	// true and are not acted on: compute once more when the caches are synced.
+	go func() {
+		if cache.WaitForCacheSync(r.ctx.Done(), v.services.HasSynced, v.slices.HasSynced) {
+			r.update(k)
+		}
+	}()
 	return func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
