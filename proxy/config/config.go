@@ -23,6 +23,7 @@ import (
 	"github.com/sidecarkit/sidecarkit/proxy/mtls"
 	"github.com/sidecarkit/sidecarkit/proxy/pathnorm"
 	"github.com/sidecarkit/sidecarkit/proxy/ratelimit"
+	"github.com/sidecarkit/sidecarkit/proxy/tracing"
 	"github.com/sidecarkit/sidecarkit/proxy/upstream"
 	skconfig "github.com/sidecarkit/sidecarkit/shared/config"
 )
@@ -83,10 +84,11 @@ type Config struct {
 	// Istio resources (package istio): a directory of VirtualService,
 	// DestinationRule, ... YAML files translated into routes, clusters and
 	// listener policies, and the workload they are read for.
-	IstioConfig    string // --istio-config DIR ("" = none)
-	IstioNamespace string // the workload's namespace (short host names, policy selection)
-	IstioLabels    string // the workload's labels, k=v,k=v (selectors)
-	IstioCerts     string // directory with cert-chain.pem, key.pem, root-cert.pem (PeerAuthentication, ISTIO_MUTUAL)
+	IstioConfig    string         // --istio-config DIR ("" = none)
+	IstioNamespace string         // the workload's namespace (short host names, policy selection)
+	IstioLabels    string         // the workload's labels, k=v,k=v (selectors)
+	IstioCerts     string         // directory with cert-chain.pem, key.pem, root-cert.pem (PeerAuthentication, ISTIO_MUTUAL)
+	Tracing        tracing.Config // spans per request over OTLP (package tracing); off without an endpoint
 
 	Listeners []Listener               `yaml:"listeners"`
 	Routes    []Route                  `yaml:"routes"`
@@ -273,6 +275,7 @@ func Bind(l *skconfig.Loader, c *Config) {
 	l.String(&c.IstioNamespace, "istio-namespace", "default", "the workload's namespace for the Istio resources (short host names, policy selection)")
 	l.String(&c.IstioLabels, "istio-labels", "", "the workload's pod labels for Istio selectors, key=value,key=value")
 	l.String(&c.IstioCerts, "istio-certs", "", "directory with the workload's cert-chain.pem, key.pem and root-cert.pem (Istio's layout) for PeerAuthentication and ISTIO_MUTUAL")
+	tracing.Bind(l, &c.Tracing)
 	l.Section(&c.Listeners, "listeners", "listeners (name, address, direction, transparent, target, cluster, protocol, sni); default derived from the flags")
 	l.Section(&c.Routes, "routes", "HTTP routes (name, listeners, match{hosts,path,headers,port}, cluster, header add/remove, max_request_body_bytes, timeout)")
 	l.Section(&c.Clusters, "clusters", "upstream clusters (name, endpoints, protocol)")
@@ -645,6 +648,7 @@ func Validate(c *Config) error {
 			}
 		}
 	}
+	c.Tracing.Validate(&p)
 	return p.Err()
 }
 

@@ -43,6 +43,7 @@ import (
 	"github.com/sidecarkit/sidecarkit/proxy/ratelimit"
 	"github.com/sidecarkit/sidecarkit/proxy/route"
 	"github.com/sidecarkit/sidecarkit/proxy/stats"
+	"github.com/sidecarkit/sidecarkit/proxy/tracing"
 	"github.com/sidecarkit/sidecarkit/proxy/upstream"
 )
 
@@ -94,6 +95,8 @@ type Handler struct {
 	// does not see them); TunnelCtx ending closes them (the drain deadline).
 	Tunnels   *sync.WaitGroup
 	TunnelCtx context.Context
+	// Tracer, when set, gives each request a span (package tracing).
+	Tracer *tracing.Tracer
 
 	once              sync.Once
 	bytesIn, bytesOut prometheus.Counter
@@ -142,6 +145,7 @@ type exchange struct {
 	snap     *Snapshot
 	rec      *recorder // set when middleware may answer
 	counting bool      // the proxy's own writes count bytes itself
+	span     *tracing.Span
 }
 
 func joinFlag(a, b string) string {
@@ -187,6 +191,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if x.rid == "" || len(x.rid) > 256 {
 		x.rid = newRequestID()
 		r.Header["X-Request-Id"] = []string{x.rid}
+	}
+	if h.Tracer != nil {
+		x.span = h.Tracer.Start(r, h.Listener.Name, h.inbound, x.rid)
 	}
 	snap := h.State.Load()
 	x.snap = snap
@@ -507,7 +514,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		}
 	}
 	appendVia(r.Header, r.ProtoMajor, r.ProtoMinor, h.ProxyName)
-	ensureTraceparent(r.Header)
+	if x.span != nil {
+		x.span.Inject(r.Header)
+	} else {
+		ensureTraceparent(r.Header)
+	}
 	if x.route != nil {
 		x.route.ApplyRequestHeaders(r.Header)
 	}
@@ -724,6 +735,10 @@ func (h *Handler) finish(x *exchange, r *http.Request) {
 	h.Metrics.Route(h.Listener.Name, x.routeNm, x.target).Observe(x.status, d.Seconds())
 	if x.flag != "" {
 		h.Metrics.ResponseFlags.WithLabelValues(h.Listener.Name, x.flag).Inc()
+	}
+	if x.span != nil {
+		x.span.End(tracing.Result{Route: x.routeNm, Cluster: x.target, UpstreamHost: x.upHost, Status: x.status,
+			Flags: x.flag, BytesReceived: in, BytesSent: x.out})
 	}
 	cfg := x.snap.Config
 	if h.AccessLog == nil || !cfg.AccessLog || (x.flag == "" && cfg.AccessLogSample < 1 && rand.Float64() >= cfg.AccessLogSample) {

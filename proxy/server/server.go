@@ -29,6 +29,7 @@ import (
 	"github.com/sidecarkit/sidecarkit/proxy/route"
 	"github.com/sidecarkit/sidecarkit/proxy/sniff"
 	"github.com/sidecarkit/sidecarkit/proxy/stats"
+	"github.com/sidecarkit/sidecarkit/proxy/tracing"
 	"github.com/sidecarkit/sidecarkit/proxy/upstream"
 	"github.com/sidecarkit/sidecarkit/shared/app"
 	skconfig "github.com/sidecarkit/sidecarkit/shared/config"
@@ -93,6 +94,7 @@ type Server struct {
 	rt      *app.Runtime
 	log     *slog.Logger
 	metrics *stats.Metrics
+	tracer  *tracing.Tracer // nil: tracing off (fixed at start; a reload does not change it)
 	opts    Options
 
 	cfg   atomic.Pointer[config.Config]
@@ -153,6 +155,18 @@ func Run(ctx context.Context, rt *app.Runtime, c *config.Config, o Options) erro
 	}
 	s.inboundFwd = direct.New(direct.Options{SourceIP: src, SourceIP6: src6, ConnectTimeout: c.ConnectTimeout, OnOpen: io, OnClose: ic})
 
+	if c.Tracing.Enabled() {
+		tr, err := tracing.New(c.Tracing, rt.Registry, s.log)
+		if err != nil {
+			return fmt.Errorf("%w: %v", app.ErrConfig, err)
+		}
+		s.tracer = tr
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			tr.Shutdown(sctx)
+		}()
+	}
 	snap, err := s.build(c)
 	if err != nil {
 		return fmt.Errorf("%w: %v", app.ErrConfig, err)
@@ -321,7 +335,7 @@ func (s *Server) listen(c *config.Config, lc config.Listener) (*runningListener,
 	}
 	rl.handler = &httpproxy.Handler{
 		Listener: lc, State: &s.state, Direct: fwd, Metrics: s.metrics, AccessLog: s.log,
-		Tunnels: &rl.streams, TunnelCtx: s.tunnelCtx,
+		Tunnels: &rl.streams, TunnelCtx: s.tunnelCtx, Tracer: s.tracer,
 	}
 	if rl.tlsSrv != nil {
 		rl.handler.Identity = func() string { return rl.tlsSrv.Identity().URI }
