@@ -40,7 +40,7 @@ lint:
 	done
 	@echo "lint ok"
 
-## testenv: real servers for tests (Vault, Consul, VictoriaLogs, fortio, consul-template, etcd, CoreDNS, Kubernetes v1.34), cached
+## testenv: real servers for tests (Vault, Consul, VictoriaLogs, fortio, consul-template, Jaeger, etcd, CoreDNS, Kubernetes v1.34), cached
 testenv:
 	@integration/testenv/build.sh
 

@@ -19,6 +19,7 @@ pins=(
   "fortio|v1.68.2|install fortio.org/fortio"
   "h2spec|v2.2.1+incompatible|install github.com/summerwind/h2spec/cmd/h2spec"
   "consul-template|v0.41.1|install github.com/hashicorp/consul-template"
+  "jaeger|v1.76.0|module"
   "helm|v3.19.5|install helm.sh/helm/v3/cmd/helm" # injector chart: helm lint / helm template
   "etcd|v3.6.4|module"
   "coredns|v1.12.4|install github.com/coredns/coredns"
@@ -41,6 +42,7 @@ for pin in "${pins[@]}"; do
       module)
         pkg=.
         [ "$name" = victorialogs ] && pkg=github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-logs
+        [ "$name" = jaeger ] && pkg=github.com/jaegertracing/jaeger/cmd/all-in-one
         [ "$name" = etcd ] && pkg=go.etcd.io/etcd/server/v3
         (cd "$here/$name" && go build -trimpath -ldflags='-s -w' -o "$dest.tmp" "$pkg")
         ;;

@@ -50,7 +50,7 @@ func CacheDir() string {
 }
 
 // Binary returns the path of a testenv binary (vault, consul, victorialogs,
-// fortio, consul-template), or calls Unavailable.
+// fortio, consul-template, jaeger), or calls Unavailable.
 func Binary(t testing.TB, name string) string {
 	t.Helper()
 	p := filepath.Join(CacheDir(), name)
@@ -394,3 +394,25 @@ func StartFortioServer(t testing.TB) *Fortio {
 }
 
 func (v *VictoriaLogs) waitABit() { time.Sleep(100 * time.Millisecond) }
+
+// Jaeger is a Jaeger all-in-one (in-memory storage) receiving OTLP.
+type Jaeger struct {
+	*Process
+	OTLPHTTP string // http://127.0.0.1:port (append /v1/traces)
+	OTLPGRPC string // http://127.0.0.1:port
+	Query    string // http://127.0.0.1:port (GET /api/traces/<trace id>)
+}
+
+// StartJaeger starts Jaeger all-in-one on free ports.
+func StartJaeger(t testing.TB) *Jaeger {
+	t.Helper()
+	bin := Binary(t, "jaeger")
+	hp := func() string { return fmt.Sprintf("127.0.0.1:%d", FreePort(t)) }
+	otlpHTTP, otlpGRPC, query, admin := hp(), hp(), hp(), hp()
+	argv := []string{bin, "--collector.otlp.http.host-port=" + otlpHTTP, "--collector.otlp.grpc.host-port=" + otlpGRPC,
+		"--query.http-server.host-port=" + query, "--query.grpc-server.host-port=" + hp(), "--admin.http.host-port=" + admin,
+		"--collector.grpc-server.host-port=" + hp(), "--collector.http-server.host-port=" + hp(), "--log-level=warn"}
+	p := NewProcess(t, "jaeger", argv, []string{"SPAN_STORAGE_TYPE=memory"}, httpReady("http://"+query+"/api/services", nil))
+	p.Start()
+	return &Jaeger{Process: p, OTLPHTTP: "http://" + otlpHTTP, OTLPGRPC: "http://" + otlpGRPC, Query: "http://" + query}
+}
