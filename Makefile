@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X github.com/sidecarkit/sidecarkit/shared/version.Version=$(VE
 export SIDECARKIT_CACHE ?= $(HOME)/.cache/sidecarkit
 GOTEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build test lint testenv images demo demo-down bench bench-proxy bench-ambassador bench-adapter bench-configsync clean
+.PHONY: all build test lint testenv images demo demo-down demo-k8s bench bench-proxy bench-ambassador bench-adapter bench-configsync clean
 
 all: build
 
@@ -54,6 +54,10 @@ demo:
 
 demo-down:
 	@integration/demo.sh down
+
+## demo-k8s: the same pod on a local Kubernetes v1.34 node (root, make testenv); Ctrl-C tears it down
+demo-k8s:
+	@cd manifests && SIDECARKIT_DEMO_K8S=1 GOWORK=off go test -count=1 -timeout 0 -v -run '^TestDemoKubernetes$$' .
 
 ## bench: every benchmark; results under integration/bench/results/
 bench: bench-proxy bench-ambassador bench-adapter bench-configsync
