@@ -15,7 +15,9 @@ var Flags = map[string][]string{
 		mode inbound-addr outbound-addr app upstream source-addr source-addr6 prometheus-addr access-log
 		access-log-sample detect-timeout header-read-timeout idle-timeout connect-timeout max-header-bytes
 		max-request-body-bytes outbound-passthrough http1-server path-normalization path-escaped-slashes
-		inbound-http-ports pprof`),
+		inbound-http-ports pprof istio-config istio-namespace istio-labels istio-certs
+		tracing-endpoint tracing-base-endpoint tracing-protocol tracing-headers tracing-timeout
+		tracing-sampler tracing-sample-ratio tracing-service-name tracing-queue-size tracing-batch-size`),
 	Ambassador: strings.Fields(`config admin-addr admin-control-from log-format log-level drain-delay drain-timeout startup-timeout
 		vault-addr vault-cacert vault-capath vault-client-cert vault-client-key vault-tls-server-name
 		vault-skip-verify vault-namespace vault-timeout auth-method auth-mount kubernetes-role
@@ -32,11 +34,11 @@ var Flags = map[string][]string{
 		notify-timeout notify-retries notify-debounce notify-splay`),
 	Adapter: strings.Fields(`config admin-addr admin-control-from log-format log-level drain-delay drain-timeout startup-timeout
 		paths exclude read-from parser parser-regex parsers multiline multiline-start multiline-continue
-		multiline-timeout multiline-max-lines timezone default-level host pod-name pod-namespace
+		multiline-timeout multiline-max-lines timestamp-layout timezone default-level host pod-name pod-namespace
 		container-name static-fields output output-file es-url es-username es-password es-api-key es-ca-file
 		es-cert-file es-key-file es-insecure-skip-verify es-gzip es-header es-index es-data-stream
 		es-timeout dead-letter-file checkpoint-file batch-docs batch-bytes flush-interval queue-batches
-		senders retry-initial retry-max max-line-bytes poll-interval scan-interval rotate-wait fsnotify`),
+		senders retry-initial retry-max max-line-bytes poll-interval scan-interval rotate-wait fsnotify max-open-files`),
 	Initnet: strings.Fields(`config envoy-port inbound-capture-port inbound-tunnel-port proxy-uid proxy-gid
 		istio-inbound-interception-mode istio-inbound-tproxy-mark istio-inbound-tproxy-route-table
 		istio-inbound-ports istio-local-exclude-ports proxy-ports istio-service-cidr
